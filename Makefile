@@ -1,0 +1,43 @@
+# Two commands matter: `make demo` (every pipeline end to end, offline) and `make test`.
+# Every target builds .venv from requirements.lock first (uv, pinned).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: venv lock test demo airflow lint bench e2e clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	touch $@
+
+## regenerate the lock after editing requirements.txt
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 requirements.txt -o requirements.lock
+
+test: venv
+	$(PY) -m pytest -m "not e2e" tests
+
+demo: venv
+	$(PY) -m devtools.demo
+
+airflow: venv
+	$(PY) -m devtools.standalone
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(PY) -m benchmarks
+
+e2e: venv
+	$(PY) -m pytest -m e2e tests/e2e
+
+clean:
+	rm -rf .airflow .airflow-test .demo test-output .pytest_cache

@@ -1,0 +1,112 @@
+"""
+### department_directory: a CSV dropped in S3 becomes a nested DynamoDB table
+
+Event-driven: S3 `ObjectCreated` notifications for `directory/incoming/*.csv` go to SQS
+queue `directory-events`; an `AssetWatcher` on that queue (run by the triggerer)
+starts a run that knows the object key. Manual runs take param `s3_key`.
+
+`resolve_source` (the newest of the keys the run was given)
+-> `nest_and_validate` (one item per department, whole file validated before any write)
+-> `load` (batched writes, then departments absent from the file deleted).
+
+`max_active_runs=1` keeps loads from interleaving, and a file older than one already in
+`directory/incoming/` is never applied over it: the newest wins.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetWatcher, Param, dag, task
+
+from pipelines.config import AWS_CONN_ID
+from pipelines.dag_defaults import DEFAULT_ARGS
+
+# The queue URL is static configuration (account and region of the deployment), read from
+# the environment: no AWS call at parse time. The default is the offline stack's account.
+QUEUE_URL = os.environ.get(
+    "DIRECTORY_EVENTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/directory-events"
+)
+
+directory_events = Asset(
+    name="directory_events",
+    uri=QUEUE_URL.replace("https://", "sqs://", 1),
+    watchers=[
+        AssetWatcher(
+            name="directory_events_watcher",
+            trigger=MessageQueueTrigger(
+                scheme="sqs", sqs_queue=QUEUE_URL, aws_conn_id=AWS_CONN_ID, max_messages=10, waiter_delay=5
+            ),
+        )
+    ],
+)
+
+
+@dag(
+    dag_id="department_directory",
+    schedule=[directory_events],
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["directory", "dynamodb", "event-driven"],
+    doc_md=__doc__,
+    params={
+        "s3_key": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^directory/incoming/.+\.csv$",
+            description="Manual run: the key of a CSV under directory/incoming/ in the data lake bucket",
+        )
+    },
+)
+def department_directory():
+    @task
+    def resolve_source(params=None, triggering_asset_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pipelines.config import data_lake_bucket
+        from pipelines.directory.domain import keys_from_s3_events, messages_from_asset_events
+        from pipelines.directory.steps import newest_object
+
+        keys = [params["s3_key"]] if params.get("s3_key") else []
+        for events in (triggering_asset_events or {}).values():
+            keys += [key for key, _time in keys_from_s3_events(messages_from_asset_events(events))]
+        source = newest_object(data_lake_bucket(), keys)
+        if source is None:
+            raise AirflowSkipException(f"no directory CSV to load (candidates: {keys or 'none'})")
+        return source
+
+    @task
+    def nest_and_validate(source: dict, run_id=None) -> dict:
+        import re
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.directory.domain import DirectoryFileError
+        from pipelines.directory.steps import nest_to_staging
+
+        prefix = f"s3://{source['bucket']}/directory/runs/{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}/"
+        try:
+            return nest_to_staging(source, prefix)
+        except DirectoryFileError as invalid:
+            raise AirflowFailException(str(invalid)) from invalid  # a bad file stays bad: no retries
+
+    @task
+    def load(source: dict, staged: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pipelines.directory.steps import SupersededError, load
+
+        try:
+            return load(source, staged)
+        except SupersededError as superseded:
+            raise AirflowSkipException(f"not applied: {superseded}") from superseded
+
+    source = resolve_source()
+    load(source, nest_and_validate(source))
+
+
+department_directory()

@@ -1,0 +1,1 @@
+"""Developer tooling: the SMTP catcher, the Airflow environment for the offline stack, the demo."""

@@ -1,0 +1,62 @@
+"""The environment that points Airflow at the offline stack: one definition for demo, UI and tests.
+
+Connections and Variables are given as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` environment
+variables, so nothing has to be written into the metadata database and nothing outside
+the project is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def airflow_env(
+    airflow_home: Path,
+    aws_endpoint_url: str,
+    smtp_port: int,
+    alert_emails: str = "data-team@example.com",
+    esi_url: str | None = None,
+) -> dict[str, str]:
+    env = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|pipelines)\..*",
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")]),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": aws_endpoint_url, "region_name": "us-east-1"},
+            }
+        ),
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "extra": {
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                    "from_email": "airflow@pipelines.local",
+                    "timeout": 10,
+                    "retry_limit": 0,
+                },
+            }
+        ),
+        "AIRFLOW_VAR_ALERT_EMAILS": alert_emails,
+        "AIRFLOW_VAR_DATA_LAKE_BUCKET": "pipelines-data-lake",
+    }
+    if esi_url:
+        env["AIRFLOW_CONN_ESI_DEFAULT"] = json.dumps({"conn_type": "http", "host": esi_url})
+    return env

@@ -1,0 +1,88 @@
+-- One chunk of traffic_repartition (PIPELINES.md section 1), rendered with computed values only:
+--   arrival_from/arrival_to: YYYYMMDDHH of the first/last raw arrival hour to read
+--     (chunk start - window lookback .. chunk end + max lateness): prunes raw partitions;
+--   lookback_start_epoch/chunk_start_epoch/chunk_end_epoch: integers (event time, UTC);
+--   measuring_points: a list of integers (empty: all).
+-- Windows run over the lookback too, but only the chunk's own minutes are inserted, so a
+-- value never depends on where a chunk begins.
+INSERT INTO traffic.events_by_event_time
+WITH readings AS (
+  SELECT DISTINCT
+    beschrijvende_id,
+    CAST(unieke_id AS integer) AS unieke_id,
+    CAST(lve_nr AS integer) AS lve_nr,
+    CAST(tijd_waarneming AS bigint) AS observed_at,
+    CAST(verkeersintensiteit_klasse2 AS integer) AS i2,
+    CAST(verkeersintensiteit_klasse3 AS integer) AS i3,
+    CAST(verkeersintensiteit_klasse4 AS integer) AS i4,
+    CAST(verkeersintensiteit_klasse5 AS integer) AS i5,
+    CAST(voertuigsnelheid_rekenkundig_klasse2 AS double) AS s2,
+    CAST(voertuigsnelheid_rekenkundig_klasse3 AS double) AS s3,
+    CAST(voertuigsnelheid_rekenkundig_klasse4 AS double) AS s4,
+    CAST(voertuigsnelheid_rekenkundig_klasse5 AS double) AS s5
+  FROM traffic.raw_events
+  WHERE concat(partition_0, partition_1, partition_2, partition_3)
+        BETWEEN '{{ chunk.arrival_from }}' AND '{{ chunk.arrival_to }}'
+    AND CAST(tijd_waarneming AS bigint) >= {{ chunk.lookback_start_epoch }}
+    AND CAST(tijd_waarneming AS bigint) < {{ chunk.chunk_end_epoch }}
+    AND CAST(rekendata_bezettingsgraad AS integer) > -1
+    AND CAST(defect AS integer) = 0
+{%- if chunk.measuring_points %}
+    AND CAST(unieke_id AS integer) IN ({{ chunk.measuring_points | join(', ') }})
+{%- endif %}
+),
+detectors AS (
+  SELECT
+    unieke_id,
+    lve_nr,
+    observed_at - observed_at % 60 AS minute,
+    -- mean speed over the classes that saw vehicles; NULL when none did (never integer division)
+    (IF(i2 > 0, s2, 0.0) + IF(i3 > 0, s3, 0.0) + IF(i4 > 0, s4, 0.0) + IF(i5 > 0, s5, 0.0))
+      / NULLIF(IF(i2 > 0, 1, 0) + IF(i3 > 0, 1, 0) + IF(i4 > 0, 1, 0) + IF(i5 > 0, 1, 0), 0) AS speed,
+    i2 + i3 + i4 + i5 AS vehicles,
+    i2, i3, i4, i5
+  FROM readings
+),
+locations AS (
+  SELECT
+    lve_nr,
+    minute,
+    max(unieke_id) AS unique_id,
+    avg(speed) AS current_speed,
+    CAST(round(avg(vehicles)) AS bigint) AS vehicle_count,
+    CAST(sum(i2) AS bigint) AS c2,
+    CAST(sum(i3) AS bigint) AS c3,
+    CAST(sum(i4) AS bigint) AS c4,
+    CAST(sum(i5) AS bigint) AS c5
+  FROM detectors
+  GROUP BY lve_nr, minute
+),
+windowed AS (
+  SELECT
+    *,
+    lag(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute) AS previous_speed,
+    avg(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS avg3,
+    avg(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute ROWS BETWEEN 19 PRECEDING AND CURRENT ROW) AS avg20
+  FROM locations
+)
+SELECT
+  unique_id,
+  lve_nr,
+  minute,
+  current_speed,
+  vehicle_count,
+  previous_speed,
+  c2, c3, c4, c5,
+  CASE WHEN current_speed - previous_speed >= 20 THEN 1
+       WHEN current_speed - previous_speed <= -20 THEN -1
+       ELSE 0 END,
+  avg3,
+  avg20,
+  CASE WHEN avg3 >= 0 AND avg3 <= 40 THEN 1 WHEN avg3 > 40 AND avg3 <= 250 THEN 0 ELSE -1 END,
+  CASE WHEN avg20 >= 0 AND avg20 <= 40 THEN 1 WHEN avg20 > 40 AND avg20 <= 250 THEN 0 ELSE -1 END,
+  date_format(from_unixtime(minute), '%Y'),
+  date_format(from_unixtime(minute), '%m'),
+  date_format(from_unixtime(minute), '%d'),
+  date_format(from_unixtime(minute), '%H')
+FROM windowed
+WHERE minute >= {{ chunk.chunk_start_epoch }} AND minute < {{ chunk.chunk_end_epoch }}

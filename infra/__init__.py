@@ -1,0 +1,1 @@
+"""The AWS resources the DAGs need, declared once in ``pipelines.yaml``."""

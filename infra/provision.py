@@ -1,0 +1,192 @@
+"""Apply ``infra/pipelines.yaml`` to an AWS endpoint (the offline stack, or real AWS).
+
+The template goes through CloudFormation as it would in AWS. moto's CloudFormation
+skips three things of it, which this module then applies from the same template with
+plain API calls, so local and production resources still come from one file:
+
+* ``AWS::Glue::Database``        -> glue.create_database
+* ``AWS::SQS::QueuePolicy``      -> sqs.set_queue_attributes(Policy=...)
+* the bucket's ``NotificationConfiguration`` -> s3.put_bucket_notification_configuration
+
+Usage: ``python -m infra.provision --endpoint-url http://127.0.0.1:4566``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+TEMPLATE = Path(__file__).with_name("pipelines.yaml")
+STACK_NAME = "aws-pipelines"
+ACCOUNT_ID = "123456789012"  # moto's account
+REGION = "us-east-1"
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.safe_load(TEMPLATE.read_text())
+
+
+class Resolver:
+    """Enough of CloudFormation's intrinsic functions for the fallback resources."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str], physical: dict[str, str]):
+        self.values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+        self.values.update(parameters)
+        self.values.update({"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION})
+        self.physical = physical
+        self.template = template
+
+    def arn(self, logical_id: str) -> str:
+        resource = self.template["Resources"][logical_id]
+        name = self.physical[logical_id]
+        kind = resource["Type"]
+        if kind == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name.rsplit('/', 1)[-1]}"
+        if kind == "AWS::DynamoDB::Table":
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        raise ValueError(f"Fn::GetAtt Arn of {kind} is not resolved offline")
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"}:
+            name = value["Ref"]
+            return self.values[name] if name in self.values else self.physical[name]
+        if set(value) == {"Fn::Sub"}:
+            text = value["Fn::Sub"]
+            for name, replacement in self.values.items():
+                text = text.replace("${" + name + "}", str(replacement))
+            return text
+        if set(value) == {"Fn::GetAtt"}:
+            logical_id, attribute = value["Fn::GetAtt"]
+            assert attribute == "Arn", attribute
+            return self.arn(logical_id)
+        return {k: self(v) for k, v in value.items()}
+
+
+def _session_client(service: str, endpoint_url: str | None) -> Any:
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=REGION)
+
+
+def _deploy_stack(cfn: Any, body: str, parameters: dict[str, str]) -> None:
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    existing = {
+        s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+    }
+    if STACK_NAME in existing:
+        try:
+            cfn.update_stack(
+                StackName=STACK_NAME,
+                TemplateBody=body,
+                Parameters=params,
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+        except cfn.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
+    else:
+        cfn.create_stack(
+            StackName=STACK_NAME, TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"]
+        )
+    for _ in range(120):
+        status = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return
+        if status.endswith("FAILED") or "ROLLBACK" in status:
+            raise RuntimeError(f"stack {STACK_NAME} ended in {status}")
+        time.sleep(1)
+    raise TimeoutError(f"stack {STACK_NAME} still not complete")
+
+
+def provision(endpoint_url: str | None = None, parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Create or update every resource; answer {logical id: physical id}."""
+    parameters = parameters or {}
+    template = load_template()
+    role_name = parameters.get("AirflowRoleName", template["Parameters"]["AirflowRoleName"]["Default"])
+    iam = _session_client("iam", endpoint_url)
+    if endpoint_url:  # offline: the Airflow role a real account already has
+        try:
+            iam.get_role(RoleName=role_name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(
+                RoleName=role_name,
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ec2.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )
+
+    cfn = _session_client("cloudformation", endpoint_url)
+    _deploy_stack(cfn, TEMPLATE.read_text(), parameters)
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for r in cfn.list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]
+        if r["LogicalResourceId"]
+    }
+    if endpoint_url:
+        _apply_what_moto_skips(template, Resolver(template, parameters, physical), endpoint_url)
+    return physical
+
+
+def _apply_what_moto_skips(template: dict[str, Any], resolve: Resolver, endpoint_url: str) -> None:
+    for resource in template["Resources"].values():
+        properties = resolve(resource.get("Properties", {}))
+        if resource["Type"] == "AWS::Glue::Database":
+            glue = _session_client("glue", endpoint_url)
+            try:
+                glue.create_database(DatabaseInput=properties["DatabaseInput"])
+            except glue.exceptions.AlreadyExistsException:
+                glue.update_database(
+                    Name=properties["DatabaseInput"]["Name"], DatabaseInput=properties["DatabaseInput"]
+                )
+        elif resource["Type"] == "AWS::SQS::QueuePolicy":
+            sqs = _session_client("sqs", endpoint_url)
+            for queue in properties["Queues"]:
+                url = sqs.get_queue_url(QueueName=queue.rsplit("/", 1)[-1])["QueueUrl"]
+                sqs.set_queue_attributes(
+                    QueueUrl=url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
+                )
+        elif resource["Type"] == "AWS::S3::Bucket" and "NotificationConfiguration" in properties:
+            s3 = _session_client("s3", endpoint_url)
+            queues = [
+                {
+                    "QueueArn": q["Queue"],
+                    "Events": [q["Event"]],
+                    "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}},
+                }
+                for q in properties["NotificationConfiguration"].get("QueueConfigurations", [])
+            ]
+            s3.put_bucket_notification_configuration(
+                Bucket=properties["BucketName"],
+                NotificationConfiguration={"QueueConfigurations": queues},
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoint-url", help="the offline stack; omit for real AWS")
+    parser.add_argument("--bucket", help="override the data lake bucket name")
+    args = parser.parse_args()
+    parameters = {"BucketName": args.bucket} if args.bucket else {}
+    for logical_id, physical_id in provision(args.endpoint_url, parameters).items():
+        print(f"{logical_id:32} {physical_id}")
+
+
+if __name__ == "__main__":
+    main()

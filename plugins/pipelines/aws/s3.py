@@ -1,0 +1,38 @@
+"""S3 reads and writes through the provider's S3Hook (connection aws_default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.config import AWS_CONN_ID
+
+
+def s3_hook(aws_conn_id: str = AWS_CONN_ID) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def read_bytes(uri: str) -> bytes:
+    bucket, key = split_uri(uri)
+    return s3_hook().get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def read_bytes_if_exists(uri: str) -> bytes | None:
+    bucket, key = split_uri(uri)
+    hook = s3_hook()
+    if not hook.check_for_key(key, bucket_name=bucket):
+        return None
+    return hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    bucket, key = split_uri(uri)
+    s3_hook().get_conn().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)

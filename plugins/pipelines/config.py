@@ -1,0 +1,36 @@
+"""Public names shared by every pipeline: connections, Variables and their defaults.
+
+Nothing here reads a Variable at import time: DAG files use the Jinja templates, task
+code calls the functions (both resolve at run time, never at parse time).
+"""
+
+from __future__ import annotations
+
+AWS_CONN_ID = "aws_default"
+SMTP_CONN_ID = "smtp_default"
+ESI_CONN_ID = "esi_default"
+
+DATA_LAKE_BUCKET_VARIABLE = "data_lake_bucket"
+DATA_LAKE_BUCKET_DEFAULT = "pipelines-data-lake"
+ALERT_EMAILS_VARIABLE = "alert_emails"
+
+DATA_LAKE_BUCKET_TEMPLATE = (
+    "{{ var.value.get('" + DATA_LAKE_BUCKET_VARIABLE + "', '" + DATA_LAKE_BUCKET_DEFAULT + "') }}"
+)
+ATHENA_RESULTS_TEMPLATE = "s3://" + DATA_LAKE_BUCKET_TEMPLATE + "/athena-results/"
+
+
+def variable(name: str, default: str) -> str:
+    """A Variable's value at run time (task code only, never at parse time)."""
+    from airflow.sdk import Variable
+
+    return Variable.get(name, default=default)
+
+
+def data_lake_bucket() -> str:
+    return variable(DATA_LAKE_BUCKET_VARIABLE, DATA_LAKE_BUCKET_DEFAULT)
+
+
+def alert_recipients() -> list[str]:
+    raw = variable(ALERT_EMAILS_VARIABLE, "")
+    return [address.strip() for address in raw.split(",") if address.strip()]

@@ -1,0 +1,1 @@
+"""covid_daily: NYT cases + Johns Hopkins recoveries, merged and loaded incrementally."""

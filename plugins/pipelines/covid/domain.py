@@ -1,0 +1,190 @@
+"""COVID daily merge: validate two CSV sources, join them, diff against the previous load.
+
+Pure functions over bytes and DataFrames; no Airflow, no AWS. Row numbers in errors are
+the line numbers of the file (the header is line 1), so a user can open the file there.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+CASES_COLUMNS = ("date", "cases", "deaths")
+RECOVERIES_COLUMNS = ("Date", "Country/Region", "Recovered")
+COUNTRY = "US"
+OUTPUT_COLUMNS = ["date", "cases", "deaths", "recoveries"]
+
+
+class SourceValidationError(ValueError):
+    """A source file is not what the pipeline expects; nothing has been written."""
+
+    def __init__(
+        self, source: str, problem: str, row: int | None = None, column: str | None = None, value=None
+    ):
+        where = source
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        if value is not None:
+            where += f", value {str(value)[:80]!r}"
+        super().__init__(f"{where}: {problem}")
+        self.source, self.row, self.column, self.value = source, row, column, value
+
+
+def _read_csv(data: bytes, source: str, required: tuple[str, ...]) -> pd.DataFrame:
+    if not data.strip():
+        raise SourceValidationError(source, "the file is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise SourceValidationError(source, f"not UTF-8 text (byte {error.start})", row=line) from error
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype", "<html", "<?xml")):
+        raise SourceValidationError(source, "got an HTML/XML document instead of CSV (an error page?)")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as error:
+        raise SourceValidationError(source, f"not a valid CSV file ({error})") from error
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise SourceValidationError(
+            source, f"missing required column(s) {', '.join(missing)}; found {', '.join(frame.columns)}"
+        )
+    if frame.empty:
+        raise SourceValidationError(source, "the file has a header but no rows")
+    frame["__row"] = range(2, len(frame) + 2)
+    return frame
+
+
+def _dates(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    parsed = pd.to_datetime(frame[column], format="%Y-%m-%d", errors="coerce")
+    bad = frame[parsed.isna()]
+    if not bad.empty:
+        first = bad.iloc[0]
+        raise SourceValidationError(
+            source, "not a date (YYYY-MM-DD)", int(first["__row"]), column, first[column]
+        )
+    return parsed.dt.strftime("%Y-%m-%d")
+
+
+def _counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    values = frame[column].str.strip()
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = frame[numeric.isna() | (numeric % 1 != 0) | (numeric < 0)]
+    if not bad.empty:
+        first = bad.iloc[0]
+        raise SourceValidationError(
+            source, "not a non-negative integer", int(first["__row"]), column, first[column]
+        )
+    return numeric.astype("int64")
+
+
+def _unique_dates(frame: pd.DataFrame, source: str, column: str) -> None:
+    duplicated = frame[frame["date"].duplicated(keep="first")]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        raise SourceValidationError(source, "duplicate date", int(first["__row"]), column, first["date"])
+
+
+def parse_cases(data: bytes, source: str) -> pd.DataFrame:
+    """NYT ``us.csv``: ``date,cases,deaths`` (cumulative)."""
+    frame = _read_csv(data, source, CASES_COLUMNS)
+    result = pd.DataFrame(
+        {
+            "date": _dates(frame, "date", source),
+            "cases": _counts(frame, "cases", source),
+            "deaths": _counts(frame, "deaths", source),
+            "__row": frame["__row"],
+        }
+    )
+    _unique_dates(result, source, "date")
+    return result.drop(columns="__row").reset_index(drop=True)
+
+
+def parse_recoveries(data: bytes, source: str) -> pd.DataFrame:
+    """Johns Hopkins combined time series: keep the US rows' ``Date`` and ``Recovered``."""
+    frame = _read_csv(data, source, RECOVERIES_COLUMNS)
+    us = frame[frame["Country/Region"] == COUNTRY]
+    if us.empty:
+        raise SourceValidationError(source, f"no rows for Country/Region {COUNTRY!r}")
+    if "Province/State" in us.columns:
+        us = us[us["Province/State"].str.strip() == ""]  # the country total, not its provinces
+    us = us.assign(Recovered=us["Recovered"].replace("", "0"))  # a missing recovery count is 0
+    result = pd.DataFrame(
+        {
+            "date": _dates(us, "Date", source),
+            "recoveries": _counts(us, "Recovered", source),
+            "__row": us["__row"],
+        }
+    )
+    _unique_dates(result, source, "Date")
+    return result.drop(columns="__row").reset_index(drop=True)
+
+
+def merge_sources(cases: pd.DataFrame, recoveries: pd.DataFrame) -> pd.DataFrame:
+    """Inner join on date (a source a day ahead or behind is harmless); missing recoveries -> 0."""
+    merged = cases.merge(recoveries, on="date", how="inner", validate="one_to_one")
+    merged["recoveries"] = merged["recoveries"].fillna(0)
+    for column in ("cases", "deaths", "recoveries"):
+        merged[column] = merged[column].astype("int64")
+    return merged[OUTPUT_COLUMNS].sort_values("date").reset_index(drop=True)
+
+
+Row = tuple[int, int, int]
+
+
+@dataclass
+class Changes:
+    """What one load must do to the table to make it equal the merged data."""
+
+    puts_new: dict[str, Row] = field(default_factory=dict)
+    puts_changed: dict[str, Row] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "inserted": len(self.puts_new),
+            "updated": len(self.puts_changed),
+            "deleted": len(self.deletes),
+            "unchanged": self.unchanged,
+        }
+
+    @property
+    def writes(self) -> int:
+        return len(self.puts_new) + len(self.puts_changed) + len(self.deletes)
+
+
+def as_rows(frame: pd.DataFrame) -> dict[str, Row]:
+    return {
+        str(d): (int(c), int(de), int(r))
+        for d, c, de, r in frame[OUTPUT_COLUMNS].itertuples(index=False, name=None)
+    }
+
+
+def diff(previous: dict[str, Row], current: dict[str, Row]) -> Changes:
+    changes = Changes()
+    for date, row in sorted(current.items()):
+        if date not in previous:
+            changes.puts_new[date] = row
+        elif previous[date] != row:
+            changes.puts_changed[date] = row
+        else:
+            changes.unchanged += 1
+    changes.deletes = sorted(set(previous) - set(current))
+    return changes
+
+
+def snapshot_csv(rows: dict[str, Row]) -> bytes:
+    lines = ["date,cases,deaths,recoveries"] + [f"{d},{c},{de},{r}" for d, (c, de, r) in sorted(rows.items())]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parse_snapshot(data: bytes) -> dict[str, Row]:
+    frame = pd.read_csv(io.BytesIO(data), dtype={"date": str})
+    return as_rows(frame)

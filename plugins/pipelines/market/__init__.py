@@ -1,0 +1,1 @@
+"""market_orders: ESI market orders downloaded page by page, aggregated per type, into DynamoDB."""

@@ -1,0 +1,138 @@
+"""Cutting an event-time range into Athena-sized chunks, and each chunk's SQL parameters.
+
+Athena's INSERT INTO writes at most 100 partitions per query; the target is partitioned
+by event hour, so a chunk holds at most 96 hours (4 days). Everything is UTC and works
+on hour boundaries, so month and year ends are nothing special (the original computed
+``day BETWEEN 29 AND 0`` at month ends and silently skipped days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_CHUNK_HOURS = 96
+MAX_RANGE_DAYS = 366
+# avgSpeed20Minutes needs the 19 preceding minutes of each location; two hours of raw data
+# before the chunk keep the windows identical to one continuous computation even when
+# a location has gaps of up to 100 minutes.
+WINDOW_LOOKBACK = timedelta(hours=2)
+HOUR = timedelta(hours=1)
+
+
+class RangeError(ValueError):
+    """An invalid start/end range; the message names the param."""
+
+
+def parse_time(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise RangeError(f"param {name}: {value!r} is not an ISO date or date-time") from error
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floored = floor_hour(moment)
+    return floored if floored == moment.astimezone(UTC) else floored + HOUR
+
+
+def resolve_range(
+    start: str | None, end: str | None, interval_start: datetime | None, interval_end: datetime | None
+) -> tuple[datetime, datetime]:
+    """The event-time range of a run: params ``start``/``end`` if given, else the data interval."""
+    if bool(start) != bool(end):
+        raise RangeError("params start and end go together: give both or neither")
+    if start and end:
+        begin, finish = parse_time(start, "start"), parse_time(end, "end")
+    else:
+        if interval_start is None or interval_end is None:
+            raise RangeError("no start/end params and no data interval: trigger with start and end")
+        begin, finish = interval_start.astimezone(UTC), interval_end.astimezone(UTC)
+    begin, finish = floor_hour(begin), ceil_hour(finish)
+    if finish <= begin:
+        raise RangeError(f"param end ({finish.isoformat()}) must be after start ({begin.isoformat()})")
+    if finish - begin > timedelta(days=MAX_RANGE_DAYS):
+        raise RangeError(
+            f"params start..end span {(finish - begin).days} days; at most {MAX_RANGE_DAYS} per run"
+        )
+    return begin, finish
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) / HOUR)
+
+    def event_hours(self) -> list[datetime]:
+        return [self.start + i * HOUR for i in range(self.hours)]
+
+
+def split_into_chunks(start: datetime, end: datetime, max_hours: int = MAX_CHUNK_HOURS) -> list[Chunk]:
+    """Consecutive chunks covering every hour of [start, end) once, each at most ``max_hours``."""
+    if not 1 <= max_hours <= MAX_CHUNK_HOURS:
+        raise RangeError(f"chunk_hours must be between 1 and {MAX_CHUNK_HOURS}, got {max_hours}")
+    start, end = floor_hour(start), ceil_hour(end)
+    chunks, cursor = [], start
+    while cursor < end:
+        chunk_end = min(cursor + max_hours * HOUR, end)
+        chunks.append(Chunk(cursor, chunk_end))
+        cursor = chunk_end
+    return chunks
+
+
+def arrival_key(moment: datetime) -> str:
+    """The concatenated raw partition values (partition_0..3 = YYYY, MM, DD, HH) of an hour."""
+    return moment.strftime("%Y%m%d%H")
+
+
+def sql_parameters(
+    chunk: Chunk, max_lateness: timedelta, measuring_points: list[int] | None
+) -> dict[str, Any]:
+    """Computed values the chunk's INSERT needs: all numbers or fixed-format digit strings."""
+    read_from = floor_hour(chunk.start - WINDOW_LOOKBACK)
+    read_to = ceil_hour(chunk.end + max_lateness)  # exclusive: last arrival hour is read_to - 1h
+    return {
+        "chunk_start": chunk.start.isoformat(),
+        "chunk_end": chunk.end.isoformat(),
+        "chunk_start_epoch": int(chunk.start.timestamp()),
+        "chunk_end_epoch": int(chunk.end.timestamp()),
+        "lookback_start_epoch": int((chunk.start - WINDOW_LOOKBACK).timestamp()),
+        "arrival_from": arrival_key(read_from),
+        "arrival_to": arrival_key(read_to - HOUR),
+        "measuring_points": [int(p) for p in measuring_points or []],
+    }
+
+
+def chunk_payload(
+    chunk: Chunk, max_lateness: timedelta, measuring_points: list[int] | None
+) -> dict[str, Any]:
+    """What goes through XCom for one chunk: small and JSON-serialisable."""
+    return {**sql_parameters(chunk, max_lateness, measuring_points), "hours": chunk.hours}
+
+
+def target_partitions(chunk_start_epoch: int, chunk_end_epoch: int) -> list[dict[str, str]]:
+    """The event-hour partitions (year, month, day, hour) a chunk owns."""
+    start = datetime.fromtimestamp(chunk_start_epoch, UTC)
+    chunk = Chunk(start, datetime.fromtimestamp(chunk_end_epoch, UTC))
+    return [
+        {
+            "year": h.strftime("%Y"),
+            "month": h.strftime("%m"),
+            "day": h.strftime("%d"),
+            "hour": h.strftime("%H"),
+        }
+        for h in chunk.event_hours()
+    ]
+
+
+__all__ = ["Chunk", "RangeError", "asdict", "split_into_chunks", "resolve_range", "sql_parameters"]

@@ -1,0 +1,114 @@
+"""Shared fixtures: an isolated Airflow home, the offline AWS stack, the SMTP catcher.
+
+The Airflow settings are put in the environment here, before any test imports airflow,
+so the tests never touch a developer's own AIRFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_AIRFLOW_HOME = Path(os.environ.get("TEST_AIRFLOW_HOME", REPO / ".airflow-test"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+sys.path[:0] = [str(REPO), str(REPO / "plugins")]
+from devtools.airflow_env import airflow_env  # noqa: E402
+
+# Placeholders until the session fixtures start the real servers; ports are filled in then.
+os.environ.update(airflow_env(TEST_AIRFLOW_HOME, "http://127.0.0.1:1", 1))
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(path)},
+        }
+        for name, path in (("dags-folder", REPO / "dags"), ("test-dags", REPO / "tests" / "dags"))
+    ]
+)
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB for ``dag.test()`` (created once per test session)."""
+    TEST_AIRFLOW_HOME.mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+    )
+    return TEST_AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[object]:
+    """The offline AWS stack for the whole session; Airflow's aws_default points at it."""
+    from localaws import LocalAWS
+
+    with LocalAWS() as stack:
+        os.environ.update(
+            {
+                k: v
+                for k, v in airflow_env(TEST_AIRFLOW_HOME, stack.endpoint_url, 1).items()
+                if k == "AIRFLOW_CONN_AWS_DEFAULT"
+            }
+        )
+        os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
+        yield stack
+
+
+@pytest.fixture
+def aws(local_aws):
+    """A clean stack with every resource of ``infra/pipelines.yaml`` provisioned."""
+    from infra.provision import provision
+
+    local_aws.reset()
+    provision(local_aws.endpoint_url)
+    return local_aws
+
+
+@pytest.fixture(scope="session")
+def smtp_catcher():
+    """A real SMTP server; Airflow's smtp_default points at it."""
+    from devtools.smtp_catcher import SmtpCatcher
+
+    with SmtpCatcher() as catcher:
+        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = airflow_env(
+            TEST_AIRFLOW_HOME, "http://127.0.0.1:1", catcher.port
+        )["AIRFLOW_CONN_SMTP_DEFAULT"]
+        yield catcher
+
+
+@pytest.fixture
+def mailbox(smtp_catcher):
+    smtp_catcher.clear()
+    return smtp_catcher
+
+
+def load_dag(dag_id: str, folder: Path | None = None):
+    """The DAG parsed from ``<folder>/<dag_id>.py`` (folder: the project's dags/ by default)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str((folder or REPO / "dags") / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)
+
+
+def run_dag(dag, *, conf: dict | None = None, logical_date=None, retries: int = 0):
+    """``dag.test()`` with retries switched off, so a failure test fails at once."""
+    for task in dag.tasks:
+        task.retries = retries
+    kwargs = {"run_conf": conf}
+    if logical_date is not None:
+        kwargs["logical_date"] = logical_date
+    return dag.test(**kwargs)

@@ -1,0 +1,134 @@
+"""The COVID merge, validation and diff, on the real files (no Airflow, no AWS)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.covid.domain import (
+    SourceValidationError,
+    as_rows,
+    diff,
+    merge_sources,
+    parse_cases,
+    parse_recoveries,
+)
+from tests.conftest import REPO
+
+DATA = REPO / "sample_data" / "covid"
+NYT = (DATA / "nyt_us_snapshot_000bd91_through_2022-04-19.csv").read_bytes()
+JHU = (DATA / "jhu_time-series-19-covid-combined_US_only.csv").read_bytes()
+JHU_MIXED = (DATA / "jhu_time-series-19-covid-combined_subset_US_KoreaSouth_Afghanistan.csv").read_bytes()
+
+
+def lines(data: bytes) -> list[str]:
+    return data.decode().splitlines()
+
+
+def join(rows: list[str]) -> bytes:
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_real_files_merge_to_the_overlapping_days_with_integers():
+    merged = merge_sources(parse_cases(NYT, "nyt.csv"), parse_recoveries(JHU, "jhu.csv"))
+    assert (merged["date"].iloc[0], merged["date"].iloc[-1], len(merged)) == ("2020-01-22", "2021-03-16", 420)
+    assert all(str(merged[c].dtype) == "int64" for c in ("cases", "deaths", "recoveries"))
+    row = merged.set_index("date").loc["2020-12-14"]
+    assert row["recoveries"] == 0  # upstream stopped reporting US recoveries that day
+    assert merged.set_index("date").loc["2020-06-01", "recoveries"] > 0
+
+
+def test_the_us_filter_ignores_other_countries_and_quoted_names():
+    assert parse_recoveries(JHU_MIXED, "mixed.csv").equals(parse_recoveries(JHU, "us.csv"))
+
+
+@pytest.mark.parametrize(
+    ("drop", "source"),
+    [("first", "cases"), ("last", "cases"), ("first", "recoveries"), ("last", "recoveries")],
+)
+def test_an_extra_day_at_either_end_of_either_source_is_harmless(drop, source):
+    nyt, jhu = lines(NYT), lines(JHU)
+    # restrict NYT to JHU's range first, so that each scenario removes a day of overlap
+    jhu_dates = {line.split(",")[0] for line in jhu[1:]}
+    nyt = [nyt[0]] + [line for line in nyt[1:] if line.split(",")[0] in jhu_dates]
+    rows = nyt if source == "cases" else jhu
+    trimmed = [rows[0]] + (rows[2:] if drop == "first" else rows[1:-1])
+    if source == "cases":
+        merged = merge_sources(parse_cases(join(trimmed), "c"), parse_recoveries(join(jhu), "r"))
+    else:
+        merged = merge_sources(parse_cases(join(nyt), "c"), parse_recoveries(join(trimmed), "r"))
+    assert len(merged) == 419
+    expected_first = "2020-01-23" if drop == "first" else "2020-01-22"
+    expected_last = "2021-03-15" if drop == "last" else "2021-03-16"
+    assert (merged["date"].iloc[0], merged["date"].iloc[-1]) == (expected_first, expected_last)
+
+
+def test_diff_counts_new_changed_deleted_and_unchanged():
+    previous = {"2020-01-01": (1, 0, 0), "2020-01-02": (2, 0, 0), "2020-01-03": (3, 0, 0)}
+    current = {"2020-01-02": (2, 0, 0), "2020-01-03": (4, 1, 0), "2020-01-04": (5, 1, 0)}
+    changes = diff(previous, current)
+    assert changes.counts == {"inserted": 1, "updated": 1, "deleted": 1, "unchanged": 1}
+    assert changes.deletes == ["2020-01-01"] and list(changes.puts_changed) == ["2020-01-03"]
+    assert diff(current, current).writes == 0
+
+
+def test_a_revised_history_updates_exactly_the_revised_rows():
+    original = merge_sources(parse_cases(NYT, "c"), parse_recoveries(JHU, "r"))
+    revised_lines = lines(NYT)
+    revised_dates = []
+    for index in (100, 200, 300):
+        date, cases, deaths = revised_lines[index].split(",")
+        revised_lines[index] = f"{date},{int(cases) + 7},{deaths}"
+        revised_dates.append(date)
+    revised = merge_sources(parse_cases(join(revised_lines), "c"), parse_recoveries(JHU, "r"))
+    changes = diff(as_rows(original), as_rows(revised))
+    assert sorted(changes.puts_changed) == sorted(revised_dates)
+    assert changes.counts["inserted"] == changes.counts["deleted"] == 0
+
+
+def _replace(data: bytes, line: int, text: str) -> bytes:
+    rows = lines(data)
+    rows[line - 1] = text
+    return join(rows)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"date,cases\n2020-01-01,1\n", "nyt.csv: missing required column(s) deaths"),
+        (_replace(NYT, 5, "2020-13-01,5,0"), "nyt.csv, row 5, column 'date', value '2020-13-01': not a date"),
+        (
+            _replace(NYT, 7, "2020-01-26,-3,0"),
+            "nyt.csv, row 7, column 'cases', value '-3': not a non-negative integer",
+        ),
+        (_replace(NYT, 8, "2020-01-27,2.5,0"), "row 8, column 'cases', value '2.5'"),
+        (
+            _replace(NYT, 9, "2020-01-21,5,0"),
+            "nyt.csv, row 9, column 'date', value '2020-01-21': duplicate date",
+        ),
+        (b"", "nyt.csv: the file is empty"),
+        (b"date,cases,deaths\n", "nyt.csv: the file has a header but no rows"),
+        (
+            b"<!DOCTYPE html><html><body>429 Too Many Requests</body></html>",
+            "HTML/XML document instead of CSV",
+        ),
+        (b"date,cases,deaths\n2020-01-01,1,0\n2020-01-02,\xff\xfe,0\n", "nyt.csv, row 3: not UTF-8 text"),
+    ],
+)
+def test_malformed_cases_files_are_refused_naming_file_row_and_value(data, message):
+    with pytest.raises(SourceValidationError) as error:
+        parse_cases(data, "nyt.csv")
+    assert message in str(error.value)
+
+
+def test_recoveries_without_us_rows_are_refused():
+    no_us = join([line for line in lines(JHU_MIXED) if ",US," not in line])
+    with pytest.raises(SourceValidationError, match="jhu.csv: no rows for Country/Region 'US'"):
+        parse_recoveries(no_us, "jhu.csv")
+
+
+def test_an_empty_recovered_cell_counts_as_zero():
+    data = _replace(JHU, 3, "2020-01-23,US,,1,,0")
+    frame = parse_recoveries(data, "jhu.csv")
+    assert frame.set_index("date").loc["2020-01-23", "recoveries"] == 0
+    assert isinstance(frame, pd.DataFrame)

@@ -1,0 +1,115 @@
+"""docker-compose.yaml is consistent with itself and with the project (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+AIRFLOW_COMPONENTS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+}
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
+def _env(service):
+    env = service.get("environment", {})
+    return env if isinstance(env, dict) else dict(item.split("=", 1) for item in env)
+
+
+def test_every_airflow_component_runs_its_command(compose):
+    services = compose["services"]
+    for name, command in AIRFLOW_COMPONENTS.items():
+        assert services[name]["command"] == command, name
+    assert {"postgres", "redis", "airflow-init"} <= set(services)
+
+
+def test_celery_executor_on_postgres_and_redis_services(compose):
+    services = compose["services"]
+    for name in AIRFLOW_COMPONENTS:
+        env = _env(services[name])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        db = urlparse(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert db.scheme.startswith("postgresql") and db.hostname in services
+        assert services[db.hostname]["image"].startswith("postgres")
+        user = services["postgres"]["environment"]
+        assert (db.username, db.password, db.path.lstrip("/")) == (
+            user["POSTGRES_USER"],
+            user["POSTGRES_PASSWORD"],
+            user["POSTGRES_DB"],
+        )
+        broker = urlparse(env["AIRFLOW__CELERY__BROKER_URL"])
+        assert broker.scheme == "redis" and broker.hostname in services
+        assert services[broker.hostname]["image"].startswith("redis")
+        assert urlparse(env["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+")).hostname == "postgres"
+
+
+def test_execution_api_points_at_the_api_server_and_secrets_are_shared(compose):
+    services = compose["services"]
+    secrets = set()
+    for name in AIRFLOW_COMPONENTS:
+        env = _env(services[name])
+        url = urlparse(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+        assert url.hostname == "airflow-apiserver" and url.path == "/execution/"
+        published = services["airflow-apiserver"]["ports"][0].split(":")[-1]
+        assert str(url.port) == published
+        secrets.add((env["AIRFLOW__API_AUTH__JWT_SECRET"], env["AIRFLOW__CORE__FERNET_KEY"]))
+    assert len(secrets) == 1, "all components must share the JWT secret and Fernet key"
+
+
+def test_mounts_are_the_project_folders(compose):
+    for name in AIRFLOW_COMPONENTS:
+        mounts = {
+            v.split(":")[0]: v.split(":")[1]
+            for v in compose["services"][name]["volumes"]
+            if v.startswith("./")
+        }
+        for folder in ("dags", "plugins", "include", "infra"):
+            assert mounts[f"./{folder}"] == f"/opt/airflow/{folder}"
+            assert (REPO / folder).is_dir()
+
+
+def test_the_image_installs_the_pinned_lock():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11$", dockerfile, re.M)
+    assert "pip install --no-cache-dir -r /opt/airflow/requirements.lock" in dockerfile
+    assert (REPO / "requirements.lock").is_file()
+
+
+def test_depends_on_names_existing_services(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}) or {}:
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            if services[dependency].get("profiles"):
+                assert service.get("profiles"), f"{name} always runs but needs profile-only {dependency}"
+
+
+def test_the_offline_stack_is_a_profile_and_runs_project_modules(compose):
+    services = compose["services"]
+    offline = {name for name, s in services.items() if "offline" in (s.get("profiles") or [])}
+    assert offline == {"localaws", "localaws-provision", "smtp-catcher", "fake-esi"}
+    for name in offline:
+        module = services[name]["entrypoint"][2]
+        assert (REPO / module.replace(".", "/")).with_suffix(".py").exists() or (
+            REPO / module.replace(".", "/")
+        ).is_dir(), module
+    assert all("profiles" not in services[name] for name in AIRFLOW_COMPONENTS)
+
+
+def test_init_migrates_and_imports_the_pools(compose):
+    script = compose["services"]["airflow-init"]["command"][-1]
+    assert "airflow db migrate" in script
+    assert "airflow pools import /opt/airflow/infra/airflow_pools.json" in script

@@ -1,0 +1,136 @@
+"""market_orders end to end on the offline stack and the fake ESI, with faults."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from devtools.fake_esi import FakeEsi
+from pipelines.aws.dynamodb import deserialize_item
+from tests.conftest import load_dag, run_dag
+
+REGION = 10000002
+
+
+@pytest.fixture
+def esi(monkeypatch):
+    servers = []
+
+    def start(**options):
+        server = FakeEsi(**{"pages": 6, "seed": 3, **options}).start()
+        servers.append(server)
+        monkeypatch.setenv("AIRFLOW_CONN_ESI_DEFAULT", json.dumps({"conn_type": "http", "host": server.url}))
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def items(aws, region=REGION) -> dict[str, dict]:
+    found = {}
+    for page in aws.client("dynamodb").get_paginator("query").paginate(
+        TableName="market_orders", KeyConditionExpression="region_id = :r",
+        ExpressionAttributeValues={":r": {"S": str(region)}},
+    ):  # fmt: skip
+        for item in page["Items"]:
+            found[item["type_id"]["S"]] = deserialize_item(item)
+    return found
+
+
+def run(conf=None):
+    return run_dag(load_dag("market_orders"), conf={"region_id": REGION, "concurrency": 8, **(conf or {})})
+
+
+def test_a_run_with_http_and_dynamodb_faults_gives_exactly_the_fault_free_result(airflow_db, aws, esi):
+    clean = esi()
+    assert run().state == "success"
+    expected = items(aws)
+    assert len(expected) > 500
+    sample = next(iter(expected.values()))
+    raw = aws.client("dynamodb").get_item(
+        TableName="market_orders", Key={"region_id": {"S": str(REGION)}, "type_id": {"S": sample["type_id"]}}
+    )["Item"]
+    assert set(raw["sell_volume"]) == {"N"} and set(raw.get("min_sell_price", {"N": 0})) == {"N"}
+    pages = aws.client("s3").list_objects_v2(
+        Bucket="pipelines-data-lake", Prefix=f"market/raw/region={REGION}/"
+    )
+    assert sum(k["Key"].endswith(".jsonl.gz") for k in pages["Contents"]) == 6
+    clean.stop()
+
+    aws.reset()
+    from infra.provision import provision
+
+    provision(aws.endpoint_url)
+    faulty = esi(fault_rate=0.3, timeout_seconds=1.0)
+    aws.set_faults(dynamodb_unprocessed_rate=0.3, dynamodb_throttle_rate=0.1, seed=2)
+    try:
+        result = run_dag(load_dag("market_orders"), conf={"region_id": REGION, "concurrency": 4})
+    finally:
+        aws.set_faults(dynamodb_unprocessed_rate=0, dynamodb_throttle_rate=0)
+    assert result.state == "success"
+    assert faulty.faults_served > 0
+    assert items(aws) == expected
+
+
+def test_a_snapshot_rollover_mid_download_restarts_on_one_snapshot(airflow_db, aws, esi):
+    server = esi(rollover_after=3)
+    assert run().state == "success"
+    got = items(aws)
+    assert {item["last_modified"] for item in got.values()} == {"Wed, 01 May 2024 12:05:00 GMT"}
+    reference = FakeEsi(pages=6, seed=3)
+    reference.snapshot = 1
+    from pipelines.market.domain import aggregate, to_items
+
+    orders = [o for page in range(1, 7) for o in reference.orders(REGION, page, 1)]
+    assert len(got) == len(to_items(REGION, aggregate(orders), ""))
+    assert server.requests > 6
+
+
+def test_types_gone_from_the_market_are_deleted(airflow_db, aws, esi):
+    esi()
+    aws.client("dynamodb").put_item(
+        TableName="market_orders", Item={"region_id": {"S": str(REGION)}, "type_id": {"S": "999999"}}
+    )
+    aws.client("dynamodb").put_item(
+        TableName="market_orders", Item={"region_id": {"S": "10000043"}, "type_id": {"S": "1"}}
+    )
+    assert run().state == "success"
+    assert "999999" not in items(aws)
+    assert items(aws, 10000043) != {}  # another region is untouched
+
+
+def test_a_bad_page_fails_naming_page_and_field_and_writes_nothing(airflow_db, aws, esi, capfd):
+    order = {"order_id": 1, "type_id": 34, "is_buy_order": False, "price": 5.0, "volume_remain": -1,
+             "volume_total": 10, "location_id": 1}  # fmt: skip
+    esi(malformed_pages={4: json.dumps([order])})
+    assert run().state == "failed"
+    assert "page 4, order 0 (order_id 1): negative 'volume_remain' -1" in "".join(capfd.readouterr())
+    assert items(aws) == {}
+
+
+def test_malformed_json_fails_clearly(airflow_db, aws, esi, capfd):
+    esi(malformed_pages={2: '[{"order_id": 1,'})
+    assert run().state == "failed"
+    assert "page 2: not JSON" in "".join(capfd.readouterr())
+    assert items(aws) == {}
+
+
+def test_an_unknown_region_fails_with_a_clear_message(airflow_db, aws, esi, capfd):
+    esi()
+    assert run({"region_id": 10999999}).state == "failed"
+    assert "ESI does not know region 10999999 (HTTP 404" in "".join(capfd.readouterr())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("region_id", 5), ("region_id", "abc"), ("concurrency", 0), ("concurrency", 65)]
+)
+def test_invalid_params_are_refused_naming_the_param(name, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = load_dag("market_orders").params
+    with pytest.raises(ParamValidationError):
+        params.get_param(name).resolve(value)
+    assert os.environ  # the DAG was parsed without any AWS or network access

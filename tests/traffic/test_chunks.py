@@ -1,0 +1,92 @@
+"""Chunking, range validation and SQL rendering (pure; hypothesis over random ranges)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.traffic.chunks import (
+    MAX_CHUNK_HOURS,
+    RangeError,
+    resolve_range,
+    split_into_chunks,
+    sql_parameters,
+    target_partitions,
+)
+from pipelines.traffic.steps import plan, render_insert_sql
+
+HOUR = timedelta(hours=1)
+moments = st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2030, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=moments, length=st.integers(min_value=1, max_value=24 * 400), size=st.integers(1, MAX_CHUNK_HOURS)
+)
+def test_every_hour_is_covered_exactly_once_by_chunks_of_at_most_96_hours(start, length, size):
+    start = start.replace(minute=0, second=0, microsecond=0)
+    end = start + length * HOUR
+    chunks = split_into_chunks(start, end, size)
+    hours = [hour for chunk in chunks for hour in chunk.event_hours()]
+    assert hours == [start + i * HOUR for i in range(length)]
+    assert all(1 <= chunk.hours <= size for chunk in chunks)
+    partitions = [
+        p for c in chunks for p in target_partitions(int(c.start.timestamp()), int(c.end.timestamp()))
+    ]
+    assert len(partitions) == len({tuple(p.values()) for p in partitions}) == length
+    assert all(
+        len(target_partitions(int(c.start.timestamp()), int(c.end.timestamp()))) <= 100 for c in chunks
+    )
+
+
+def test_month_and_year_ends_are_ordinary_hours():
+    chunks = split_into_chunks(datetime(2024, 2, 27, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
+    days = {(h.year, h.month, h.day) for c in chunks for h in c.event_hours()}
+    assert (2024, 2, 29) in days and (2024, 12, 31) in days and (2025, 1, 1) in days
+    assert len(days) == (datetime(2025, 1, 3) - datetime(2024, 2, 27)).days
+
+
+def test_the_daily_interval_is_the_default_range():
+    start, end = resolve_range(None, None, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC))
+    assert (start, end) == (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("2024-03-02", "2024-03-01", "param end (2024-03-01T00:00:00+00:00) must be after start"),
+        ("2024-01-01", "2025-01-02T01:00:00", "at most 366 per run"),
+        ("2024-01-01", None, "params start and end go together"),
+        ("yesterday", "2024-01-02", "param start: 'yesterday' is not an ISO date"),
+    ],
+)
+def test_bad_ranges_are_refused_naming_the_param(start, end, message):
+    with pytest.raises(RangeError, match=re.escape(message)):
+        resolve_range(start, end, None, None)
+
+
+def test_sql_reads_only_the_arrival_partitions_it_needs_and_inserts_only_its_hours():
+    params = {"start": "2024-12-31T22:00:00Z", "end": "2025-01-01T02:00:00Z", "max_lateness_minutes": 120,
+              "chunk_hours": 96, "measuring_points": [1001, 1002]}  # fmt: skip
+    planned = plan(params, None, None)
+    [chunk] = planned["chunks"]
+    assert (chunk["arrival_from"], chunk["arrival_to"]) == ("2024123120", "2025010103")
+    sql = render_insert_sql(chunk)
+    assert "BETWEEN '2024123120' AND '2025010103'" in sql
+    assert f"minute >= {int(datetime(2024, 12, 31, 22, tzinfo=UTC).timestamp())}" in sql
+    assert "IN (1001, 1002)" in sql
+    assert planned["ready_at"] == "2025-01-01T04:00:00+00:00"
+    assert sql_parameters is not None
+
+
+def test_measuring_points_must_be_integers():
+    with pytest.raises(ValueError):
+        plan(
+            {"start": "2024-01-01", "end": "2024-01-02", "measuring_points": ["1; DROP TABLE x"]}, None, None
+        )

@@ -1,0 +1,155 @@
+"""traffic_repartition end to end on the offline stack (real crawls, real SQL), vs pandas."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from devtools.traffic_generator import by_arrival_hour, readings, write_raw
+from pipelines.traffic.reference import transform
+from tests.conftest import load_dag, run_dag
+
+BUCKET = "pipelines-data-lake"
+# crosses a month end and a year end
+START, END = datetime(2024, 12, 31, 21, tzinfo=UTC), datetime(2025, 1, 1, 3, tzinfo=UTC)
+DATA_FROM, DATA_TO = START - timedelta(hours=3), END + timedelta(hours=3)
+COLUMNS = {"uniqueid": "uniqueId", "lvenr": "lveNr", "recordtimestamp": "recordTimestamp",
+           "currentspeed": "currentSpeed", "vehiclecount": "vehicleCount", "previousspeed": "previousSpeed",
+           "trafficintensityclass2": "c2", "trafficintensityclass3": "c3", "trafficintensityclass4": "c4",
+           "trafficintensityclass5": "c5", "speeddiffindicator": "speedDiffIndicator",
+           "avgspeed3minutes": "avgSpeed3Minutes", "avgspeed20minutes": "avgSpeed20Minutes",
+           "trafficjamindicator": "trafficJamIndicator", "trafficjamindicatorlong": "trafficJamIndicatorLong"}  # fmt: skip
+
+
+@pytest.fixture
+def raw(aws, monkeypatch):
+    monkeypatch.setenv("LOCALAWS_CRAWL_MIN_SECONDS", "0.3")
+    write_raw(aws.client("s3"), BUCKET, DATA_FROM, DATA_TO, locations=2, lanes=2, seed=3)
+    return aws
+
+
+def expected(start=START, end=END) -> pd.DataFrame:
+    records = [
+        r
+        for rows in by_arrival_hour(readings(DATA_FROM, DATA_TO, 2, 2, 3), timedelta(hours=2), 3).values()
+        for r in rows
+    ]
+    frame = pd.DataFrame(records)
+    return transform(frame, int(start.timestamp()), int(end.timestamp())).sort_values(
+        ["lveNr", "recordTimestamp"]
+    )
+
+
+def written(aws) -> tuple[pd.DataFrame, dict[tuple, int]]:
+    s3 = aws.client("s3")
+    frames, files = [], {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="traffic/transformed/"):
+        for obj in page.get("Contents", []):
+            parts = dict(p.split("=") for p in obj["Key"].split("/")[2:-1])
+            key = (parts["year"], parts["month"], parts["day"], parts["hour"])
+            files[key] = files.get(key, 0) + 1
+            frame = pq.read_table(
+                io.BytesIO(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+            ).to_pandas()
+            frames.append(frame.assign(**parts))
+    if not frames:
+        return pd.DataFrame(), files
+    data = pd.concat(frames).rename(columns=COLUMNS)
+    return data.sort_values(["lveNr", "recordTimestamp"]).reset_index(drop=True), files
+
+
+def run(conf):
+    return run_dag(load_dag("traffic_repartition"), conf=conf)
+
+
+def conf(start=START, end=END, **extra):
+    return {"start": start.isoformat(), "end": end.isoformat(), **extra}
+
+
+def assert_matches_reference(data: pd.DataFrame, reference: pd.DataFrame) -> None:
+    got = data[list(COLUMNS.values())].reset_index(drop=True)
+    want = reference.reset_index(drop=True)
+    assert len(got) == len(want)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_a_range_across_month_and_year_end_writes_every_hour_once_equal_to_pandas(airflow_db, raw):
+    assert run(conf(chunk_hours=4)).state == "success"
+    data, files = written(raw)
+    hours = [START + timedelta(hours=i) for i in range(6)]
+    assert sorted(files) == [(f"{h:%Y}", f"{h:%m}", f"{h:%d}", f"{h:%H}") for h in hours]
+    assert set(files.values()) == {1}
+    assert_matches_reference(data, expected())
+    glue = raw.client("glue")
+    partitions = glue.get_partitions(DatabaseName="traffic", TableName="events_by_event_time")["Partitions"]
+    assert len(partitions) == 6
+    arrival_hours = by_arrival_hour(readings(DATA_FROM, DATA_TO, 2, 2, 3), timedelta(hours=2), 3)
+    assert len(glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]) == len(arrival_hours)
+
+
+def test_rerun_and_overlapping_backfill_leave_identical_data_and_chunk_edges_match(airflow_db, raw):
+    assert run(conf(chunk_hours=96)).state == "success"
+    once, _ = written(raw)
+    assert run(conf(chunk_hours=1)).state == "success"  # every hour is a chunk edge now
+    again, files = written(raw)
+    assert set(files.values()) == {1}
+    pd.testing.assert_frame_equal(once, again)
+    # an overlapping range: its own hours rewritten, the rest untouched, no duplicates
+    assert run(conf(START + timedelta(hours=2), END + timedelta(hours=2), chunk_hours=3)).state == "success"
+    overlapped, files = written(raw)
+    assert set(files.values()) == {1} and len(files) == 8
+    assert_matches_reference(overlapped, expected(START, END + timedelta(hours=2)))
+
+
+def test_a_failed_query_fails_its_task_with_athenas_reason_and_leaves_no_partial_partition(
+    airflow_db, raw, capfd
+):
+    bad = json.dumps({"unieke_id": "1000", "lve_nr": "100", "tijd_waarneming": "not-a-time", "defect": "0",
+                      "rekendata_bezettingsgraad": "5"})  # fmt: skip
+    raw.client("s3").put_object(
+        Bucket=BUCKET, Key="traffic/raw/2025/01/01/02/broken.json", Body=bad.encode() + b"\n"
+    )
+    result = run(conf(chunk_hours=3))
+    assert result.state == "failed"
+    output = "".join(capfd.readouterr())
+    assert "INVALID_CAST_ARGUMENT" in output
+    _, files = written(raw)
+    assert not any(
+        key[3] in ("00", "01", "02") and key[2] == "01" for key in files
+    )  # the failed chunk wrote nothing
+
+
+def test_a_cancelled_query_fails_its_task_promptly(airflow_db, raw, capfd, monkeypatch):
+    monkeypatch.setenv("LOCALAWS_ATHENA_MIN_SECONDS", "2")
+    athena = raw.client("athena")
+    stop = threading.Event()
+
+    def cancel_inserts():
+        while not stop.is_set():
+            for query_id in athena.list_query_executions(WorkGroup="primary").get("QueryExecutionIds", []):
+                execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+                if (
+                    execution["Query"].lstrip().startswith("INSERT")
+                    or "INSERT INTO" in execution["Query"][:400]
+                ):
+                    if execution["Status"]["State"] in ("QUEUED", "RUNNING"):
+                        athena.stop_query_execution(QueryExecutionId=query_id)
+            stop.wait(0.05)
+
+    canceller = threading.Thread(target=cancel_inserts, daemon=True)
+    canceller.start()
+    try:
+        result = run(conf(chunk_hours=96))
+    finally:
+        stop.set()
+        canceller.join()
+    assert result.state == "failed"
+    assert "CANCELLED" in "".join(capfd.readouterr())
+    _, files = written(raw)
+    assert files == {}
