@@ -25,7 +25,7 @@ from pathlib import Path
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import Param, chain, dag, task, task_group
+from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task, task_group
 
 from pipelines.config import ATHENA_RESULTS_TEMPLATE, AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
@@ -54,7 +54,9 @@ def _crawler(name: str, table: str) -> dict:
 
 @dag(
     dag_id="traffic_repartition",
-    schedule="@daily",
+    # A data-interval timetable, not "@daily" (a zero-length trigger interval in Airflow 3):
+    # each run, scheduled or backfilled, owns the event day [midnight, next midnight).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=2,

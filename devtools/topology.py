@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -165,6 +166,16 @@ class Topology:
             path = self.home / f"{name}.log"
             lines = path.read_text(errors="replace").splitlines()[-tail:] if path.exists() else []
             out.append(f"----- {name} (last {tail} lines) -----\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def failed_task_logs(self, tail: int = 40) -> str:
+        """The end of every task log that holds an error: what a failed scenario needs to show."""
+        out = []
+        for path in sorted((self.home / "logs").rglob("*.log")):
+            text = path.read_text(errors="replace")
+            if re.search(r'"level":\s*"error"|Traceback', text):
+                lines = text.splitlines()[-tail:]
+                out.append(f"----- {path.relative_to(self.home)} -----\n" + "\n".join(lines))
         return "\n".join(out)
 
     def down(self) -> None:

@@ -153,3 +153,17 @@ def test_a_cancelled_query_fails_its_task_promptly(airflow_db, raw, capfd, monke
     assert "CANCELLED" in "".join(capfd.readouterr())
     _, files = written(raw)
     assert files == {}
+
+
+def test_a_scheduled_or_backfilled_run_owns_its_whole_event_day(airflow_db):
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    dag = load_dag("traffic_repartition")
+    timetable = coerce_to_core_timetable(dag.timetable)
+    day = datetime(2024, 3, 31, tzinfo=UTC)  # a DST change in Europe: UTC days stay 24 hours
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(day - timedelta(days=1), day),
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    assert (info.data_interval.start, info.data_interval.end) == (day, day + timedelta(days=1))
