@@ -1,4 +1,4 @@
-"""Demo: market_orders for The Forge against the fake ESI server (40 pages, some faults)."""
+"""Demo: market_orders for The Forge against the fake ESI server (40 pages in 3 shares, some faults)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def prepare(ctx: DemoContext) -> DemoRun:
     ctx.add_cleanup(esi.stop)
     ctx.env["AIRFLOW_CONN_ESI_DEFAULT"] = json.dumps({"conn_type": "http", "host": esi.url})
     ctx.esi = esi  # type: ignore[attr-defined]
-    return DemoRun(conf={"region_id": REGION, "concurrency": 16})
+    # 40 pages in shares of 15: three download tasks share the region
+    return DemoRun(conf={"region_id": REGION, "concurrency": 16, "pages_per_task": 15})
 
 
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:

@@ -89,6 +89,40 @@ def test_a_snapshot_rollover_mid_download_restarts_on_one_snapshot(airflow_db, a
     assert server.requests > 6
 
 
+def test_a_large_region_is_shared_by_mapped_download_tasks_with_the_same_result(airflow_db, aws, esi):
+    esi(pages=25)
+    result = run({"pages_per_task": 10})
+    assert result.state == "success"
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        shares = sorted(
+            ti.map_index
+            for ti in session.query(TaskInstance).filter_by(run_id=result.run_id, task_id="download_pages")
+        )
+    assert shares == [0, 1, 2]  # pages 2-11, 12-21, 22-25
+    from pipelines.market.domain import aggregate, to_items
+
+    reference = FakeEsi(pages=25, seed=3)
+    orders = [o for page in range(1, 26) for o in reference.orders(REGION, page, 0)]
+    expected = {i["type_id"]: i for i in to_items(REGION, aggregate(orders), "")}
+    got = items(aws)
+    assert got.keys() == expected.keys()
+    for type_id, item in expected.items():
+        for name in ("sell_volume", "buy_volume", "sell_orders", "buy_orders", "min_sell_price"):
+            assert got[type_id].get(name) == item.get(name), (type_id, name)
+
+
+def test_a_snapshot_rollover_in_a_split_region_fails_clearly_and_writes_nothing(airflow_db, aws, esi, capfd):
+    esi(pages=25, rollover_after=12)
+    result = run({"pages_per_task": 10, "concurrency": 2})
+    assert result.state == "failed"
+    output = "".join(capfd.readouterr())
+    assert "ESI replaced the snapshot while the region was split across tasks" in output
+    assert items(aws) == {}
+
+
 def test_types_gone_from_the_market_are_deleted(airflow_db, aws, esi):
     esi()
     aws.client("dynamodb").put_item(

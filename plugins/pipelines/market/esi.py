@@ -49,6 +49,9 @@ class RetryableResponse(EsiError):
         self.response = response
 
 
+Sink = Callable[[int, bytes, str], Awaitable[None]]
+
+
 @dataclass
 class Snapshot:
     region_id: int
@@ -124,37 +127,62 @@ class EsiClient:
                 _ = response.content  # a truncated body raises here, inside the retry
         return response
 
-    async def download(self, region_id: int, sink: Callable[[int, bytes, str], Awaitable[None]]) -> Snapshot:
-        """Every page of one snapshot through ``sink(page, body, last_modified)``."""
+    def _http(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
+        return httpx.AsyncClient(timeout=self.timeout, limits=limits)
+
+    async def download(self, region_id: int, sink: Sink) -> Snapshot:
+        """Every page of one snapshot through ``sink(page, body, last_modified)``."""
+        async with self._http() as client:
             for attempt in range(1, MAX_SNAPSHOT_RESTARTS + 1):
                 try:
-                    return await self._download_once(client, region_id, sink)
+                    snapshot = await self._first_page(client, region_id, sink)
+                    await self._fetch_pages(client, region_id, range(2, snapshot.pages + 1), snapshot, sink)
+                    return snapshot
                 except SnapshotChangedError as changed:
                     log.warning("attempt %s: %s; restarting the download", attempt, changed)
             raise SnapshotChangedError(
                 f"region {region_id}: the market snapshot changed during each of {MAX_SNAPSHOT_RESTARTS} downloads"
             )
 
-    async def _download_once(self, client, region_id: int, sink) -> Snapshot:
+    async def first_page(self, region_id: int, sink: Sink) -> Snapshot:
+        """Page 1 through the sink; its headers pin the snapshot and give the page count."""
+        async with self._http() as client:
+            return await self._first_page(client, region_id, sink)
+
+    async def download_range(self, snapshot: Snapshot, first: int, last: int, sink: Sink) -> None:
+        """Pages ``first..last`` of a pinned snapshot: one worker's share of a split region.
+
+        A page from another snapshot raises SnapshotChangedError: the other shares hold the
+        pinned one, so this share cannot restart on its own.
+        """
+        async with self._http() as client:
+            await self._fetch_pages(client, snapshot.region_id, range(first, last + 1), snapshot, sink)
+
+    async def _first_page(self, client: httpx.AsyncClient, region_id: int, sink: Sink) -> Snapshot:
         first = await self.get_page(client, region_id, 1)
-        pages = int(first.headers.get("X-Pages", "1"))
-        snapshot = first.headers.get("Last-Modified", "")
-        await sink(1, first.content, snapshot)
+        snapshot = Snapshot(
+            region_id, int(first.headers.get("X-Pages", "1")), first.headers.get("Last-Modified", "")
+        )
+        await sink(1, first.content, snapshot.last_modified)
+        return snapshot
+
+    async def _fetch_pages(
+        self, client: httpx.AsyncClient, region_id: int, pages: range, snapshot: Snapshot, sink: Sink
+    ) -> None:
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def fetch(page: int) -> None:
             async with semaphore:
                 response = await self.get_page(client, region_id, page)
             modified = response.headers.get("Last-Modified", "")
-            if modified != snapshot:
+            if modified != snapshot.last_modified:
                 raise SnapshotChangedError(
-                    f"page {page} is from snapshot {modified!r}, page 1 from {snapshot!r}"
+                    f"page {page} is from snapshot {modified!r}, page 1 from {snapshot.last_modified!r}"
                 )
-            await sink(page, response.content, snapshot)
+            await sink(page, response.content, snapshot.last_modified)
 
-        tasks = [asyncio.create_task(fetch(page)) for page in range(2, pages + 1)]
+        tasks = [asyncio.create_task(fetch(page)) for page in pages]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -162,7 +190,6 @@ class EsiClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return Snapshot(region_id, pages, snapshot)
 
 
 def base_url_from_connection(conn: Any) -> str:

@@ -20,7 +20,7 @@ from pipelines.market.domain import (
     to_items,
     validate_order,
 )
-from pipelines.market.esi import EsiClient, base_url_from_connection
+from pipelines.market.esi import EsiClient, Snapshot, SnapshotChangedError, base_url_from_connection
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,15 @@ def snapshot_prefix(bucket: str, region_id: int, last_modified: str) -> str:
     return f"s3://{bucket}/market/raw/region={region_id}/snapshot={stamp}/"
 
 
-def download(region_id: int, concurrency: int, bucket: str) -> dict[str, Any]:
-    """All pages of one snapshot, each to S3 as gzip JSON lines as it arrives."""
+def _esi_client(concurrency: int) -> EsiClient:
     from airflow.sdk.bases.hook import BaseHook
 
-    client = EsiClient(
-        base_url_from_connection(BaseHook.get_connection(ESI_CONN_ID)), concurrency=concurrency
-    )
+    return EsiClient(base_url_from_connection(BaseHook.get_connection(ESI_CONN_ID)), concurrency=concurrency)
+
+
+def _s3_sink(bucket: str, region_id: int):
+    """Each page to S3 as gzip JSON lines, under its snapshot's prefix, as it arrives."""
     s3 = s3_hook().get_conn()
-    written: dict[str, int] = {"pages": 0}
 
     async def sink(page: int, body: bytes, last_modified: str) -> None:
         try:
@@ -54,19 +54,65 @@ def download(region_id: int, concurrency: int, bucket: str) -> dict[str, Any]:
             snapshot_prefix(bucket, region_id, last_modified) + f"page={page:05d}.jsonl.gz"
         )[5:].partition("/")
         await asyncio.to_thread(s3.put_object, Bucket=bucket_name, Key=key, Body=gzip.compress(lines, 5))
-        written["pages"] += 1
 
-    snapshot = asyncio.run(client.download(region_id, sink))
-    prefix = snapshot_prefix(bucket, region_id, snapshot.last_modified)
-    log.info(
-        "region %s: %s pages of snapshot %s in %s", region_id, snapshot.pages, snapshot.last_modified, prefix
-    )
+    return sink
+
+
+def _downloaded(snapshot: Snapshot, bucket: str) -> dict[str, Any]:
     return {
-        "region_id": region_id,
+        "region_id": snapshot.region_id,
         "pages": snapshot.pages,
         "last_modified": snapshot.last_modified,
-        "prefix": prefix,
+        "prefix": snapshot_prefix(bucket, snapshot.region_id, snapshot.last_modified),
     }
+
+
+def plan_download(region_id: int, concurrency: int, pages_per_task: int, bucket: str) -> list[dict[str, Any]]:
+    """Page 1 to S3; the other pages cut into shares of at most ``pages_per_task``, one per worker.
+
+    There is always at least one share (possibly empty): a mapped task over an empty list
+    would skip everything downstream.
+    """
+    snapshot = asyncio.run(_esi_client(concurrency).first_page(region_id, _s3_sink(bucket, region_id)))
+    starts = range(2, snapshot.pages + 1, pages_per_task) or range(2, 3)
+    shares = [
+        {**_downloaded(snapshot, bucket), "first": first, "last": min(first + pages_per_task - 1, snapshot.pages)}
+        for first in starts
+    ]
+    log.info("region %s: %s pages of snapshot %s in %s share(s)", region_id, snapshot.pages,
+             snapshot.last_modified, len(shares))  # fmt: skip
+    for share in shares:
+        share["shares"] = len(shares)
+    return shares
+
+
+def download_share(share: dict[str, Any], concurrency: int, bucket: str) -> dict[str, Any]:
+    """One share of the pages. The sole share of a region restarts the whole download when
+    the snapshot changes; a share of a split region cannot (the others hold the old one)."""
+    client, sink = _esi_client(concurrency), _s3_sink(bucket, share["region_id"])
+    snapshot = Snapshot(share["region_id"], share["pages"], share["last_modified"])
+    try:
+        asyncio.run(client.download_range(snapshot, share["first"], share["last"], sink))
+    except SnapshotChangedError as changed:
+        if share["shares"] > 1:
+            raise SnapshotChangedError(
+                f"region {share['region_id']}, pages {share['first']}-{share['last']}: {changed}. "
+                "ESI replaced the snapshot while the region was split across tasks; the next run "
+                "downloads the new one"
+            ) from changed
+        log.warning("%s; restarting the download", changed)
+        snapshot = asyncio.run(client.download(share["region_id"], sink))
+    log.info("region %s: pages %s-%s of snapshot %s", snapshot.region_id, share["first"], share["last"],
+             snapshot.last_modified)  # fmt: skip
+    return _downloaded(snapshot, bucket)
+
+
+def combine_shares(shares: list[dict[str, Any]]) -> dict[str, Any]:
+    """The download as a whole: every share must hold the same snapshot."""
+    snapshots = {share["last_modified"] for share in shares}
+    if len(snapshots) != 1:
+        raise SnapshotChangedError(f"the shares hold different snapshots: {sorted(snapshots)}")
+    return shares[0]
 
 
 def _page_keys(prefix: str, pages: int) -> list[str]:
