@@ -57,6 +57,15 @@ def test_the_daily_interval_is_the_default_range():
     assert (start, end) == (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC))
 
 
+def test_a_scheduled_runs_pendulum_interval_plans_like_plain_datetimes():
+    import pendulum
+
+    interval = pendulum.datetime(2024, 3, 1, tz="UTC"), pendulum.datetime(2024, 3, 2, tz="UTC")
+    planned = plan({}, *interval)  # what Airflow hands a scheduled or backfilled run
+    assert planned == plan({}, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC))
+    assert len(planned["chunks"]) == 1 and planned["first_hour"] == "2024030100"
+
+
 @pytest.mark.parametrize(
     ("start", "end", "message"),
     [

@@ -53,7 +53,9 @@ def resolve_range(
     else:
         if interval_start is None or interval_end is None:
             raise RangeError("no start/end params and no data interval: trigger with start and end")
-        begin, finish = interval_start.astimezone(UTC), interval_end.astimezone(UTC)
+        # Airflow hands over pendulum datetimes, whose arithmetic differs from datetime's
+        # (an Interval divided by a timedelta fails): work on plain UTC datetimes.
+        begin, finish = (datetime.fromtimestamp(moment.timestamp(), UTC) for moment in (interval_start, interval_end))
     begin, finish = floor_hour(begin), ceil_hour(finish)
     if finish <= begin:
         raise RangeError(f"param end ({finish.isoformat()}) must be after start ({begin.isoformat()})")
