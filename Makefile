@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv lock test demo airflow lint bench e2e clean
+.PHONY: venv lock chromium test demo airflow lint bench e2e clean
 
 venv: $(VENV)/.installed
 
@@ -21,7 +21,14 @@ $(VENV)/.installed: requirements.lock
 lock: venv
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 requirements.txt -o requirements.lock
 
-test: venv
+## Debian's chromium for the browser tests (tests marked `browser`); installed once, as root
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+test: venv chromium
 	$(PY) -m pytest -m "not e2e" tests
 
 demo: venv

@@ -1,0 +1,240 @@
+"""The results API and dashboard: a FastAPI app the Airflow api-server mounts under ``/results``.
+
+    GET /results/api/covid?granularity=daily|weekly|monthly&from=YYYY-MM-DD&to=YYYY-MM-DD
+    GET /results/api/departments/{department}
+    GET /results/api/market/{region_id}?top=N&sort=sell_volume|buy_volume|...&order=desc|asc
+    GET /results/api/market/{region_id}/{type_id}
+    GET /results/dashboard             the page (charts by the bundled uPlot, no CDN)
+    GET /results/openapi.json          this API's OpenAPI document
+
+Every route but the OpenAPI document (public, like Airflow's own) needs an Airflow token:
+see ``results_api.auth``. Paths in the page are relative, so the app works under any
+``[api] base_url`` and inside the Airflow UI's plugin iframe.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+
+from results_api.auth import BearerCredentials, airflow_user, authenticate, login_url
+from results_api.domain import (
+    DEPARTMENT_MAX_LENGTH,
+    MARKET_TOP_MAX,
+    REGION_ID_MAX,
+    REGION_ID_MIN,
+    TYPE_ID_MAX,
+    Granularity,
+    MarketSort,
+    SortOrder,
+    covid_changes,
+    plain_json,
+    rank_market_types,
+    validate_date_range,
+)
+from results_api.models import (
+    CovidChanges,
+    Department,
+    ErrorMessage,
+    MarketRegion,
+    MarketType,
+)
+from results_api.store import ResultsStore, default_store
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/results"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# The page and its assets come from this server only: proves "no CDN" in the browser
+# (a violation is a console error the browser test fails on); same-origin framing lets
+# the Airflow UI embed it.
+DASHBOARD_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'self'"
+)
+
+StoreDep = Annotated[ResultsStore, Depends(default_store)]
+RegionId = Annotated[
+    int, PathParam(ge=REGION_ID_MIN, le=REGION_ID_MAX, description="EVE region id, e.g. 10000002")
+]
+NOT_FOUND = {404: {"model": ErrorMessage}}
+
+
+def _static_files() -> dict[str, Path]:
+    """The files the dashboard may load, by URL path (a fixed list: nothing else is served)."""
+    return {
+        path.relative_to(STATIC_DIR).as_posix(): path
+        for path in STATIC_DIR.rglob("*")
+        if path.is_file() and path.suffix in {".js", ".css", ".svg"}
+    }
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Pipelines results API",
+        version="1.0.0",
+        description=(
+            "Read-only access to what the pipelines wrote to DynamoDB (covid_stats, "
+            "department_directory, market_orders), behind Airflow's authentication: send the "
+            "JWT from `POST /auth/token` as `Authorization: Bearer <token>`, or use the "
+            "Airflow UI's login cookie. Reads are GetItem or paginated Query, never Scan."
+        ),
+        docs_url=None,  # FastAPI's docs pages load Swagger/ReDoc from a CDN; the JSON is enough
+        redoc_url=None,
+    )
+    api = Depends(airflow_user)
+    static_files = _static_files()
+
+    @app.exception_handler(ClientError)
+    @app.exception_handler(BotoCoreError)
+    async def dynamodb_unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.exception("DynamoDB read failed for %s", request.url.path)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": f"the results store could not be read: {type(error).__name__}"},
+        )
+
+    @app.get(
+        "/api/covid",
+        response_model=CovidChanges,
+        dependencies=[api],
+        tags=["covid"],
+        summary="New cases, deaths and recoveries per day, ISO week or month",
+    )
+    def covid(
+        store: StoreDep,
+        granularity: Annotated[Granularity, Query()] = Granularity.DAILY,
+        first: Annotated[date | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
+        last: Annotated[date | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
+    ) -> dict[str, Any]:
+        """Derived from the cumulative rows of `covid_stats`: a day's figure is its total minus
+        the previous stored day's; weeks (ISO, Monday first) and months are sums of those daily
+        differences, restricted to days in [from, to]. Negative differences are reported as is."""
+        try:
+            validate_date_range(first, last)
+        except ValueError as error:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", "to"), "msg": str(error), "input": str(last)}]
+            ) from error
+        baseline, days = store.covid_days(first, last)
+        # Without a stored day before the range, the first day in it is the reference.
+        reference = baseline or (days[0] if days else None)
+        return {
+            "granularity": granularity,
+            "baseline_day": reference.day if reference else None,
+            "periods": covid_changes(days, baseline, granularity),
+        }
+
+    @app.get(
+        "/api/departments/{department:path}",
+        response_model=Department,
+        responses=NOT_FOUND,
+        dependencies=[api],
+        tags=["directory"],
+        summary="A department's nested record",
+    )
+    def department(
+        store: StoreDep,
+        department: Annotated[str, PathParam(min_length=1, max_length=DEPARTMENT_MAX_LENGTH)],
+    ) -> dict[str, Any]:
+        item = store.department(department)
+        if item is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"department {department!r} is not in the directory"
+            )
+        record = plain_json(item)
+        record["employee_count"] = len(record.get("employees", {}))
+        return record
+
+    @app.get(
+        "/api/market/{region_id}",
+        response_model=MarketRegion,
+        responses=NOT_FOUND,
+        dependencies=[api],
+        tags=["market"],
+        summary="A region's top item types by one aggregate",
+    )
+    def market_region(
+        store: StoreDep,
+        region_id: RegionId,
+        top: Annotated[int, Query(ge=1, le=MARKET_TOP_MAX, description="How many types")] = 10,
+        sort: Annotated[MarketSort, Query()] = MarketSort.SELL_VOLUME,
+        order: Annotated[SortOrder, Query()] = SortOrder.DESC,
+    ) -> dict[str, Any]:
+        items = store.market_types(region_id)
+        if not items:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no market data for region {region_id}")
+        ranked = rank_market_types(items, sort, top, order)
+        return {
+            "region_id": region_id,
+            "sort": sort,
+            "order": order,
+            "types_total": len(items),
+            "types": [plain_json(item) for item in ranked],
+        }
+
+    @app.get(
+        "/api/market/{region_id}/{type_id}",
+        response_model=MarketType,
+        responses=NOT_FOUND,
+        dependencies=[api],
+        tags=["market"],
+        summary="One type's aggregates on a region's market",
+    )
+    def market_type(
+        store: StoreDep,
+        region_id: RegionId,
+        type_id: Annotated[int, PathParam(ge=1, le=TYPE_ID_MAX, description="EVE type id, e.g. 34")],
+    ) -> dict[str, Any]:
+        item = store.market_type(region_id, type_id)
+        if item is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"type {type_id} has no market data in region {region_id}"
+            )
+        return plain_json(item)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("dashboard")  # relative: stays under whatever prefix we are mounted
+
+    @app.get("/dashboard", include_in_schema=False, response_model=None)
+    async def dashboard(
+        request: Request, bearer_credentials: BearerCredentials
+    ) -> HTMLResponse | FileResponse:
+        try:
+            await authenticate(request, bearer_credentials)
+        except HTTPException as refused:
+            # A browser without a session: say so and offer Airflow's login, coming back here.
+            target = login_url(str(request.url))
+            return HTMLResponse(
+                status_code=refused.status_code,
+                headers=refused.headers,
+                content=(
+                    "<!doctype html><title>Log in to Airflow</title>"
+                    "<p>The results dashboard needs an Airflow session. "
+                    f'<a href="{html.escape(target)}">Log in to Airflow</a>.</p>'
+                ),
+            )
+        return FileResponse(
+            STATIC_DIR / "dashboard.html",
+            headers={"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-cache"},
+        )
+
+    @app.get("/static/{name:path}", include_in_schema=False, dependencies=[api])
+    def static(name: str) -> FileResponse:
+        path = static_files.get(name)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name!r}")
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return app

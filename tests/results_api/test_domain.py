@@ -1,0 +1,154 @@
+"""The results API's derivations, pure: no Airflow, no AWS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from results_api.domain import (
+    CumulativeDay,
+    Granularity,
+    MarketSort,
+    SortOrder,
+    covid_changes,
+    daily_changes,
+    group_changes,
+    period_label,
+    plain_json,
+    rank_market_types,
+    validate_date_range,
+)
+
+from tests.conftest import REPO
+
+
+def days(start: date, totals: list[tuple[int, int, int]]) -> list[CumulativeDay]:
+    return [CumulativeDay(start + timedelta(days=i), *row) for i, row in enumerate(totals)]
+
+
+def test_the_domain_module_imports_neither_airflow_nor_boto3():
+    code = (
+        "import sys, results_api.domain; print(sorted(m for m in ('airflow', 'boto3') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO / "plugins")},
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_daily_change_is_the_difference_from_the_previous_stored_day():
+    stored = days(date(2020, 3, 1), [(10, 1, 0), (15, 1, 2), (27, 3, 2)])
+    changes = daily_changes(stored, baseline=None)
+    assert [(c.period, c.new_cases, c.new_deaths, c.new_recoveries) for c in changes] == [
+        ("2020-03-02", 5, 0, 2),
+        ("2020-03-03", 12, 2, 0),
+    ]
+
+
+def test_without_a_baseline_the_first_stored_day_only_serves_as_one():
+    # The first day's own change is unknown: data may start mid-epidemic.
+    stored = days(date(2020, 3, 1), [(1000, 10, 0), (1010, 11, 0)])
+    assert [c.new_cases for c in daily_changes(stored, baseline=None)] == [10]
+
+
+def test_with_a_baseline_the_first_day_is_measured_against_it():
+    baseline = CumulativeDay(date(2020, 2, 29), 900, 9, 0)
+    stored = days(date(2020, 3, 1), [(1000, 10, 0)])
+    assert [c.new_cases for c in daily_changes(stored, baseline)] == [100]
+
+
+def test_negative_daily_differences_are_reported_as_they_are():
+    # JHU's US recoveries drop to 0 on 2020-12-14; NYT revised cases down on 2021-06-04.
+    stored = days(date(2020, 12, 13), [(100, 5, 6_298_082), (90, 6, 0)])
+    (change,) = daily_changes(stored, baseline=None)
+    assert (change.new_cases, change.new_deaths, change.new_recoveries) == (-10, 1, -6_298_082)
+
+
+def test_a_gap_in_the_stored_days_attributes_the_change_to_the_later_day():
+    stored = [CumulativeDay(date(2020, 3, 1), 1, 0, 0), CumulativeDay(date(2020, 3, 4), 9, 0, 0)]
+    (change,) = daily_changes(stored, baseline=None)
+    assert (change.period, change.new_cases) == ("2020-03-04", 8)
+
+
+@pytest.mark.parametrize(
+    ("day", "granularity", "label"),
+    [
+        (date(2021, 1, 1), Granularity.WEEKLY, "2020-W53"),  # ISO week of the previous year
+        (date(2021, 1, 4), Granularity.WEEKLY, "2021-W01"),
+        (date(2020, 2, 29), Granularity.MONTHLY, "2020-02"),
+        (date(2020, 2, 29), Granularity.DAILY, "2020-02-29"),
+    ],
+)
+def test_period_labels(day, granularity, label):
+    assert period_label(day, granularity) == label
+
+
+def test_weeks_and_months_are_sums_of_daily_changes_and_keep_their_total():
+    totals, running = [], [0, 0, 0]
+    for i in range(70):  # 2020-01-30 .. 2020-04-08: crosses month and week boundaries
+        running = [running[0] + (i * 7) % 50 - 5, running[1] + i % 3, running[2] + (i % 5) - 2]
+        totals.append(tuple(running))
+    stored = days(date(2020, 1, 30), totals)
+    daily = daily_changes(stored, baseline=None)
+    for granularity in (Granularity.WEEKLY, Granularity.MONTHLY):
+        grouped = group_changes(daily, granularity)
+        assert sum(g.days for g in grouped) == len(daily)
+        assert sum(g.new_cases for g in grouped) == stored[-1].cases - stored[0].cases
+        assert sum(g.new_recoveries for g in grouped) == stored[-1].recoveries - stored[0].recoveries
+        for group in grouped:
+            inside = [d for d in daily if group.start <= d.start <= group.end]
+            assert group.new_cases == sum(d.new_cases for d in inside)
+            assert group.days == len(inside)
+
+
+def test_weekly_periods_run_monday_to_sunday_and_partial_edges_say_which_days_they_hold():
+    stored = days(date(2020, 3, 4), [(i, 0, 0) for i in range(12)])  # Wed 4 .. Sun 15 March
+    weekly = covid_changes(stored, baseline=None, granularity=Granularity.WEEKLY)
+    assert [(w.period, w.start, w.end, w.days) for w in weekly] == [
+        ("2020-W10", date(2020, 3, 5), date(2020, 3, 8), 4),
+        ("2020-W11", date(2020, 3, 9), date(2020, 3, 15), 7),
+    ]
+
+
+def test_no_stored_days_means_no_periods():
+    assert covid_changes([], None, Granularity.MONTHLY) == []
+
+
+def test_a_range_whose_start_is_after_its_end_is_refused_naming_both_ends():
+    with pytest.raises(ValueError, match="'from' .2020-05-02. is after 'to' .2020-05-01."):
+        validate_date_range(date(2020, 5, 2), date(2020, 5, 1))
+    validate_date_range(date(2020, 5, 1), date(2020, 5, 1))
+    validate_date_range(None, date(2020, 5, 1))
+
+
+def test_plain_json_turns_dynamodb_numbers_into_json_numbers():
+    item = {"n": Decimal("3"), "x": Decimal("2.50"), "flag": True, "nested": {"a": [Decimal("1")]}}
+    assert plain_json(item) == {"n": 3, "x": 2.5, "flag": True, "nested": {"a": [1]}}
+    assert isinstance(plain_json(Decimal("3")), int)
+
+
+MARKET = [
+    {"type_id": "34", "sell_volume": Decimal(500), "min_sell_price": Decimal("6.5")},
+    {"type_id": "35", "sell_volume": Decimal(900), "min_sell_price": Decimal("12.25")},
+    {"type_id": "36", "sell_volume": Decimal(0)},  # only buy orders: no min_sell_price
+    {"type_id": "7", "sell_volume": Decimal(500), "min_sell_price": Decimal("1")},
+]
+
+
+def test_market_types_rank_by_the_chosen_figure_ties_by_type_id():
+    ranked = rank_market_types(MARKET, MarketSort.SELL_VOLUME, top=3)
+    assert [t["type_id"] for t in ranked] == ["35", "7", "34"]
+
+
+def test_types_without_the_figure_come_last_in_either_order():
+    ascending = rank_market_types(MARKET, MarketSort.MIN_SELL_PRICE, top=10, order=SortOrder.ASC)
+    descending = rank_market_types(MARKET, MarketSort.MIN_SELL_PRICE, top=10, order=SortOrder.DESC)
+    assert [t["type_id"] for t in ascending] == ["7", "34", "35", "36"]
+    assert [t["type_id"] for t in descending] == ["35", "34", "7", "36"]
