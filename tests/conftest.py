@@ -104,6 +104,21 @@ def load_dag(dag_id: str, folder: Path | None = None):
     return bag.get_dag(dag_id)
 
 
+def task_instances(run) -> list:
+    """The task instances of a ``dag.test()`` run (mapped ones once per map index)."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        instances = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
+        session.expunge_all()
+        return instances
+
+
+def task_states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in task_instances(run)}
+
+
 def run_dag(dag, *, conf: dict | None = None, logical_date=None, retries: int = 0):
     """``dag.test()`` with retries switched off, so a failure test fails at once."""
     for task in dag.tasks:

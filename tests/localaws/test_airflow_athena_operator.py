@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, load_dag, run_dag
+from tests.conftest import REPO, load_dag, run_dag, task_states
 from tests.localaws.conftest import result_rows, wait_for_query
 
 TEST_DAGS = REPO / "tests" / "dags"
@@ -63,19 +63,10 @@ def raw_table(aws):
     return aws
 
 
-def _task_states(run) -> dict[str, str]:
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        instances = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-        return {ti.task_id: ti.state for ti in instances}
-
-
 def test_deferrable_and_blocking_athena_operators_insert_rows_for_real(airflow_db, raw_table):
     run = run_dag(load_dag("localaws_athena_insert", TEST_DAGS))
-    assert run.state == "success", _task_states(run)
-    assert set(_task_states(run).values()) == {"success"}
+    assert run.state == "success", task_states(run)
+    assert set(task_states(run).values()) == {"success"}
 
     keys = [
         o["Key"]
@@ -104,7 +95,7 @@ def test_deferrable_and_blocking_athena_operators_insert_rows_for_real(airflow_d
 def test_a_failing_query_fails_its_task_with_athenas_reason(airflow_db, raw_table, capfd):
     run = run_dag(load_dag("localaws_athena_insert", TEST_DAGS), conf={"source_table": "no_such_table"})
     assert run.state == "failed"
-    assert _task_states(run) == {
+    assert task_states(run) == {
         "create_copy_table": "success",
         "copy_hour_deferrable": "failed",
         "copy_hour_blocking": "failed",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, load_dag, run_dag
+from tests.conftest import REPO, load_dag, run_dag, task_states
 
 TEST_DAGS = REPO / "tests" / "dags"
 
@@ -20,18 +20,9 @@ def raw_files(aws):
     return aws
 
 
-def _states(run):
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-        return {ti.task_id: ti.state for ti in tis}
-
-
 def test_glue_crawler_operator_deferrable_and_blocking_complete_and_catalog_the_files(airflow_db, raw_files):
     run = run_dag(load_dag("localaws_glue_check", TEST_DAGS))
-    assert run.state == "success", _states(run)
+    assert run.state == "success", task_states(run)
     glue = raw_files.client("glue")
     for table in ("raw", "again_raw"):
         assert len(glue.get_partitions(DatabaseName="traffic", TableName=table)["Partitions"]) == 2
@@ -46,5 +37,5 @@ def test_glue_crawler_operator_waits_for_an_already_running_crawler(airflow_db, 
     glue.create_crawler(**CONFIG)
     glue.start_crawler(Name=CONFIG["Name"])
     run = run_dag(load_dag("localaws_glue_check", TEST_DAGS))
-    assert run.state == "success", _states(run)
+    assert run.state == "success", task_states(run)
     assert glue.get_crawler(Name=CONFIG["Name"])["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"

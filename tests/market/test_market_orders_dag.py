@@ -9,7 +9,7 @@ import pytest
 
 from devtools.fake_esi import FakeEsi
 from pipelines.aws.dynamodb import deserialize_item
-from tests.conftest import load_dag, run_dag
+from tests.conftest import load_dag, run_dag, task_instances
 
 REGION = 10000002
 
@@ -93,14 +93,7 @@ def test_a_large_region_is_shared_by_mapped_download_tasks_with_the_same_result(
     esi(pages=25)
     result = run({"pages_per_task": 10})
     assert result.state == "success"
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        shares = sorted(
-            ti.map_index
-            for ti in session.query(TaskInstance).filter_by(run_id=result.run_id, task_id="download_pages")
-        )
+    shares = sorted(ti.map_index for ti in task_instances(result) if ti.task_id == "download_pages")
     assert shares == [0, 1, 2]  # pages 2-11, 12-21, 22-25
     from pipelines.market.domain import aggregate, to_items
 
