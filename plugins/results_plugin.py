@@ -10,6 +10,7 @@ relative (no leading slash) so it follows ``[api] base_url``.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+
 from results_api.app import URL_PREFIX, create_app
 
 # A small bar-chart icon for the nav, inline so the nav needs no authenticated request.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from results_api.domain import Granularity, MarketSort, SortOrder
 
 FactValue = str | int | float | bool

@@ -83,8 +83,6 @@ def api_server_app(airflow_auth_env, local_aws):
 @pytest.fixture(scope="package")
 def seeded(local_aws) -> Iterator[Seeded]:
     """The three tables filled by the pipelines' own code (once for this package)."""
-    from results_api.store import MARKET_TABLE, reset_default_store
-
     from devtools.fake_esi import FakeEsi
     from infra.provision import provision
     from pipelines.aws.dynamodb import dynamodb_client, put_items
@@ -92,6 +90,7 @@ def seeded(local_aws) -> Iterator[Seeded]:
     from pipelines.covid import steps as covid
     from pipelines.directory import steps as directory
     from pipelines.market.domain import aggregate, to_items
+    from results_api.store import MARKET_TABLE, reset_default_store
 
     local_aws.reset()
     provision(local_aws.endpoint_url)

@@ -335,6 +335,7 @@ def test_queries_follow_every_page_of_a_partition(seeded):
 
 def test_a_dynamodb_outage_is_a_503_not_a_stack_trace(client, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
+
     from results_api.store import default_store
 
     def unreachable(**_):

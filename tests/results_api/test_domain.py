@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+
 from results_api.domain import (
     CumulativeDay,
     Granularity,
@@ -21,7 +22,6 @@ from results_api.domain import (
     rank_market_types,
     validate_date_range,
 )
-
 from tests.conftest import REPO
 
 
