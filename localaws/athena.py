@@ -501,6 +501,9 @@ def _table_metadata(table: dict[str, Any]) -> dict[str, Any]:
 
 def parse_results_csv(body: bytes, width: int) -> list[tuple[str | None, ...]]:
     """The data rows of an Athena result file: quoted values, NULL as an empty unquoted field."""
+    _header, _, data = body.partition(b"\n")
+    if not data:  # a query that matched nothing: DuckDB cannot sniff a file of one line
+        return []
     with tempfile.TemporaryDirectory(prefix="localaws-athena-results-") as folder:
         path = Path(folder) / "result.csv"
         path.write_bytes(body)

@@ -122,8 +122,12 @@ def _wait_backfill(runs, expected_days: list[str], since: float, deferred: set, 
                     if state == "deferred":
                         deferred.add(task.split("[")[0])
         days = sorted(r["logical_date"][:10] for r in mine)
+        # done when its runs are, and the scheduler has marked the backfill complete (only
+        # then may the next backfill of the DAG be created)
         if days == expected_days and all(r["state"] in ("success", "failed") for r in mine):
-            return mine
+            code, body = runs.t.api("GET", "/api/v2/backfills?dag_id=traffic_repartition")
+            if code == 200 and all(b["completed_at"] for b in body["backfills"]):
+                return mine
         time.sleep(1)
     raise TimeoutError(f"backfill runs not done: {[(r['logical_date'], r['state']) for r in mine]}")
 

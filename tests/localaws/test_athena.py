@@ -199,6 +199,12 @@ def test_select_gives_rows_csv_and_paginated_results(events):
     assert "NextToken" not in pages[-1]
 
 
+def test_a_select_that_matches_nothing_gives_only_the_header_row(events):
+    athena = events.client("athena")
+    query_id = succeeded(athena, "SELECT sensor, count FROM events WHERE count < 0")["QueryExecutionId"]
+    assert result_rows(athena, query_id) == [["sensor", "count"]]
+
+
 def test_results_name_type_and_render_values_like_athena(lake):
     athena = lake.client("athena")
     query_id = succeeded(
