@@ -33,7 +33,8 @@ def main() -> int:
                 results.append([script.stem, name, ratio, goal, " ".join(what)])
     print("\n## Summary (ratios against a baseline measured in the same run)")
     for row in results:
-        print(f"{row[0]:28} {row[1]:36} {row[2]:>10}x  goal {row[3]:>6}  {row[4]}")
+        unit = " MB" if row[1].endswith("_mb") else "x"  # an absolute figure, said so
+        print(f"{row[0]:28} {row[1]:44} {row[2]:>8}{unit:3}  goal {row[3]:>6}  {row[4]}")
     if failures:
         print(f"failed: {', '.join(failures)}")
     return 1 if failures else 0
