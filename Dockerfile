@@ -1,12 +1,27 @@
-# The Airflow image for every component of docker-compose.yaml: the official Airflow
-# 3.3.2 image plus exactly the project's pinned lock, so the image matches `make venv`.
-FROM apache/airflow:3.3.2-python3.11
-
+# Two images from one file, both on the official Airflow 3.3.2 image (which runs as the
+# non-root user `airflow`, uid 50000):
+#   runtime  every Airflow component in production: the runtime lock (hashes required),
+#            the project's package (src/), dags/, plugins/ (the entry point only), include/
+#   offline  runtime + the development lock, the offline AWS stack (localaws/) and devtools/,
+#            for docker-compose's `offline` profile; never deployed
+FROM apache/airflow:3.3.2-python3.11 AS runtime
+USER airflow
 COPY --chown=airflow:root requirements.lock /opt/airflow/requirements.lock
-RUN pip install --no-cache-dir -r /opt/airflow/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /opt/airflow/requirements.lock
+COPY --chown=airflow:root pyproject.toml /tmp/build/pyproject.toml
+COPY --chown=airflow:root src /tmp/build/src
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/build && rm -rf /tmp/build
+COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root plugins /opt/airflow/plugins
+COPY --chown=airflow:root include /opt/airflow/include
+COPY --chown=airflow:root infra/airflow_pools.json /opt/airflow/infra/airflow_pools.json
+USER airflow
 
-# The offline stack and dev tools, for the `offline` profile (harmless in production).
-COPY --chown=airflow:root localaws /opt/airflow/localaws
+FROM runtime AS offline
+COPY --chown=airflow:root requirements-dev.txt requirements-dev.lock /opt/airflow/
+RUN pip install --no-cache-dir --require-hashes -r /opt/airflow/requirements-dev.lock
+COPY --chown=airflow:root localaws /tmp/localaws
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/localaws && rm -rf /tmp/localaws
 COPY --chown=airflow:root devtools /opt/airflow/devtools
 COPY --chown=airflow:root infra /opt/airflow/infra
-ENV PYTHONPATH=/opt/airflow:/opt/airflow/plugins
+USER airflow

@@ -1,5 +1,6 @@
 # Two commands matter: `make demo` (every pipeline end to end, offline) and `make test`.
-# Every target builds .venv from requirements.lock first (uv, pinned).
+# Every target builds .venv first: the development lock (runtime + tools, hashes required),
+# then the project's two packages, editable: `pipelines`/`results_api` (src/) and `localaws`.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,15 +12,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml localaws/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --require-hashes --python $(PY) requirements-dev.lock
+	$(VENV)/bin/uv pip install --quiet --no-deps --no-build-isolation --python $(PY) -e . -e ./localaws
 	touch $@
 
-## regenerate the lock after editing requirements.txt
+## regenerate both locks (with hashes) after editing requirements.txt or requirements-dev.txt;
+## the development lock is constrained by the runtime lock, so both pin the same versions
 lock: venv
-	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 requirements.txt -o requirements.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements.txt -o requirements.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes -c requirements.lock requirements-dev.txt -o requirements-dev.lock
 
 ## Debian's chromium for the browser tests (tests marked `browser`); installed once, as root
 chromium:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 os.environ.update(
     {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 )
@@ -63,7 +62,6 @@ def dynamodb_ratio() -> tuple[float, float]:
 
 MEMORY_PROBE = """
 import gc, sys, tracemalloc
-sys.path[:0] = [{repo!r}, {plugins!r}]
 from devtools.fake_esi import FakeEsi
 from pipelines.market.domain import aggregate, merge_all
 esi = FakeEsi(seed=5, pages=1000)
@@ -85,9 +83,9 @@ print(len(totals), peak)
 
 
 def peak_memory_mb(streaming: bool) -> tuple[int, float]:
-    code = MEMORY_PROBE.format(repo=str(REPO), plugins=str(REPO / "plugins"), streaming=streaming)
+    code = MEMORY_PROBE.format(streaming=streaming)
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.split()
     return int(out[0]), int(out[1]) / 1e6
 

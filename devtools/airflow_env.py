@@ -8,7 +8,6 @@ the project is touched.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +27,6 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|pipelines)\..*",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")]),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -30,7 +30,8 @@ from typing import Any
 from devtools.airflow_env import REPO, airflow_env
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-REDIS_DB = 5
+# Celery broker database; E2E_REDIS_DB lets two e2e sessions on one machine keep apart
+REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "5"))
 COMPONENTS = {
     "api-server": ["api-server"],
     "scheduler": ["scheduler"],

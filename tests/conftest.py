@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.airflow_env import airflow_env
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_AIRFLOW_HOME = Path(os.environ.get("TEST_AIRFLOW_HOME", REPO / ".airflow-test"))
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
-sys.path[:0] = [str(REPO), str(REPO / "plugins")]
-from devtools.airflow_env import airflow_env  # noqa: E402
 
 # Placeholders until the session fixtures start the real servers; ports are filled in then.
 os.environ.update(airflow_env(TEST_AIRFLOW_HOME, "http://127.0.0.1:1", 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from urllib.parse import urlparse
 
@@ -83,9 +84,24 @@ def test_mounts_are_the_project_folders(compose):
 
 def test_the_image_installs_the_pinned_lock():
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11$", dockerfile, re.M)
-    assert "pip install --no-cache-dir -r /opt/airflow/requirements.lock" in dockerfile
+    assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11 AS runtime$", dockerfile, re.M)
+    instructions = "\n".join(line for line in dockerfile.splitlines() if not line.startswith("#"))
+    runtime, offline = instructions.split("\nFROM runtime AS offline\n")
+    assert "pip install --no-cache-dir --require-hashes -r /opt/airflow/requirements.lock" in runtime
     assert (REPO / "requirements.lock").is_file()
+    # production carries neither the development lock nor the offline stack or dev tools
+    for dev_only in ("requirements-dev", "localaws", "devtools"):
+        assert dev_only not in runtime, dev_only
+    assert "--require-hashes -r /opt/airflow/requirements-dev.lock" in offline
+    assert runtime.rstrip().splitlines()[-1] == "USER airflow"
+
+
+def test_production_services_use_the_runtime_image_and_the_offline_profile_its_own(compose):
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            continue
+        target = "offline" if "offline" in (service.get("profiles") or []) else "runtime"
+        assert service["build"]["target"] == target, name
 
 
 def test_depends_on_names_existing_services(compose):
@@ -103,9 +119,7 @@ def test_the_offline_stack_is_a_profile_and_runs_project_modules(compose):
     assert offline == {"localaws", "localaws-provision", "smtp-catcher", "fake-esi"}
     for name in offline:
         module = services[name]["entrypoint"][2]
-        assert (REPO / module.replace(".", "/")).with_suffix(".py").exists() or (
-            REPO / module.replace(".", "/")
-        ).is_dir(), module
+        assert importlib.util.find_spec(module) is not None, module
     assert all("profiles" not in services[name] for name in AIRFLOW_COMPONENTS)
 
 

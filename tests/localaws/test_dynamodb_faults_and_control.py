@@ -17,7 +17,6 @@ from botocore.exceptions import ClientError
 from localaws.faults import FaultSettings
 from localaws.server import free_port
 from pipelines.aws.dynamodb import put_items, query_keys
-from tests.conftest import REPO
 
 
 def _items(n):
@@ -113,7 +112,7 @@ def test_sent_shows_sns_publishes_and_ses_emails(aws):
 
 def test_command_line_serves_and_stops_on_sigterm():
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = dict(os.environ)
     proc = subprocess.Popen(
         [sys.executable, "-m", "localaws", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -7,7 +7,7 @@ import re
 
 from tests.conftest import REPO
 
-STATIC = REPO / "plugins" / "results_api" / "static"
+STATIC = REPO / "src" / "results_api" / "static"
 VENDOR = STATIC / "vendor" / "uplot"
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import AWS_CONN_ID, sql_dir
 from pipelines.traffic.chunks import (
     HOUR,
     chunk_payload,
@@ -24,7 +23,6 @@ DATABASE = "traffic"
 RAW_TABLE = "raw_events"
 TARGET_TABLE = "events_by_event_time"
 TARGET_PREFIX = "traffic/transformed/"
-SQL_DIR = Path(__file__).resolve().parents[3] / "include" / "sql"
 
 
 def plan(
@@ -49,7 +47,7 @@ def plan(
 def render_insert_sql(chunk: dict[str, Any]) -> str:
     """include/sql/traffic/insert_chunk.sql with the chunk's computed values."""
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, autoescape=False
+        loader=jinja2.FileSystemLoader(sql_dir()), undefined=jinja2.StrictUndefined, autoescape=False
     )
     return environment.get_template("traffic/insert_chunk.sql").render(chunk=chunk)
 

@@ -6,6 +6,9 @@ code calls the functions (both resolve at run time, never at parse time).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 AWS_CONN_ID = "aws_default"
 SMTP_CONN_ID = "smtp_default"
 ESI_CONN_ID = "esi_default"
@@ -18,6 +21,19 @@ DATA_LAKE_BUCKET_TEMPLATE = (
     "{{ var.value.get('" + DATA_LAKE_BUCKET_VARIABLE + "', '" + DATA_LAKE_BUCKET_DEFAULT + "') }}"
 )
 ATHENA_RESULTS_TEMPLATE = "s3://" + DATA_LAKE_BUCKET_TEMPLATE + "/athena-results/"
+
+
+def sql_dir() -> Path:
+    """``include/sql/``: a sibling of the DAGs folder, as deployed (``dags/`` and ``include/``).
+
+    ``PIPELINES_SQL_DIR`` overrides it (a deployment that puts the SQL elsewhere).
+    """
+    override = os.environ.get("PIPELINES_SQL_DIR")
+    if override:
+        return Path(override)
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")).resolve().parent / "include" / "sql"
 
 
 def variable(name: str, default: str) -> str:
