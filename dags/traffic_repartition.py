@@ -27,7 +27,8 @@ from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOpera
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task, task_group
 
-from pipelines.config import ATHENA_RESULTS_TEMPLATE, AWS_CONN_ID
+from pipelines.config import ATHENA_RESULTS_TEMPLATE
+from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
