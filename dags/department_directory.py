@@ -21,7 +21,7 @@ from datetime import datetime
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import DIRECTORY_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 
 # The queue URL is static configuration (account and region of the deployment), read from
