@@ -10,10 +10,11 @@ from typing import Any
 from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, scan_keys
 from pipelines.aws.s3 import read_bytes, s3_hook, write_bytes
 from pipelines.directory.domain import INCOMING_PREFIX, nest
+from pipelines.tables import DEPARTMENT_LISTING, DEPARTMENT_LISTING_ATTRIBUTE
+from pipelines.tables import DIRECTORY_TABLE as TABLE
 
 log = logging.getLogger(__name__)
 
-TABLE = "department_directory"
 
 
 class SupersededError(Exception):
@@ -77,6 +78,7 @@ def load(source: dict[str, Any], staged: dict[str, Any]) -> dict[str, int]:
                 "source_key": source["key"],
                 "source_etag": source["etag"],
                 "loaded_at": loaded_at,
+                DEPARTMENT_LISTING_ATTRIBUTE: DEPARTMENT_LISTING,  # the results API's name index
             }
             for item in departments.values()
         ),
