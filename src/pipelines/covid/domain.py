@@ -251,11 +251,12 @@ def refuse_shrink(problems: list[str], override_param: str) -> None:
         )
 
 
-def snapshot_csv(rows: dict[str, Row]) -> bytes:
+def rows_to_csv(rows: dict[str, Row]) -> bytes:
+    """The merged rows as staged for ``plan`` (and kept as the run's audit copy)."""
     lines = ["date,cases,deaths,recoveries"] + [f"{d},{c},{de},{r}" for d, (c, de, r) in sorted(rows.items())]
     return ("\n".join(lines) + "\n").encode()
 
 
-def parse_snapshot(data: bytes) -> dict[str, Row]:
+def rows_from_csv(data: bytes) -> dict[str, Row]:
     frame = pd.read_csv(io.BytesIO(data), dtype={"date": str})
     return as_rows(frame)

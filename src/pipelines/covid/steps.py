@@ -36,10 +36,10 @@ from pipelines.covid.domain import (
     merge_sources,
     parse_cases,
     parse_recoveries,
-    parse_snapshot,
     refuse_shrink,
+    rows_from_csv,
+    rows_to_csv,
     shrink_problems,
-    snapshot_csv,
 )
 from pipelines.sources import SourcePolicy, fetch, policy_from_settings
 
@@ -79,7 +79,7 @@ def extract(
             f"{cases_url} + {recoveries_url}", "the two sources have no date in common"
         )
     uri = run_prefix(bucket, run_id) + "merged.csv"
-    write_bytes(uri, snapshot_csv(as_rows(merged)), "text/csv")
+    write_bytes(uri, rows_to_csv(as_rows(merged)), "text/csv")
     summary = {
         "merged_uri": uri,
         "rows": len(merged),
@@ -110,7 +110,7 @@ def plan(
     max_shrink_share: float = DEFAULT_MAX_SHRINK_SHARE,
 ) -> dict[str, Any]:  # fmt: skip
     """Diff the merged data against the table; refuse a suspicious shrink; stage the writes in S3."""
-    current = parse_snapshot(read_bytes(merged_uri))
+    current = rows_from_csv(read_bytes(merged_uri))
     table = table_rows()
     changes = diff(table, current)
     problems = shrink_problems(table, current, changes, max_shrink_share)
