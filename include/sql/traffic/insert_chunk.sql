@@ -1,6 +1,7 @@
 -- One chunk of traffic_repartition (PIPELINES.md section 1), rendered with computed values only:
---   arrival_from/arrival_to: YYYYMMDDHH of the first/last raw arrival hour to read
---     (chunk start - window lookback .. chunk end + max lateness): prunes raw partitions;
+--   arrival_days: per UTC day, the raw arrival hours to read (chunk start - window
+--     lookback .. chunk end + max lateness), typed partition columns compared one by one,
+--     which the Glue catalog prunes (a concat() of them it cannot);
 --   lookback_start_epoch/chunk_start_epoch/chunk_end_epoch: integers (event time, UTC);
 --     lookback_start_epoch must be at most chunk_start_epoch - 1200 (the 20-minute window);
 --   measuring_points: a list of integers (empty: all).
@@ -27,8 +28,12 @@ WITH deliveries AS (
     CAST(voertuigsnelheid_rekenkundig_klasse4 AS double) AS s4,
     CAST(voertuigsnelheid_rekenkundig_klasse5 AS double) AS s5
   FROM traffic.raw_events
-  WHERE concat(partition_0, partition_1, partition_2, partition_3)
-        BETWEEN '{{ chunk.arrival_from }}' AND '{{ chunk.arrival_to }}'
+  WHERE (
+{%- for d in chunk.arrival_days %}
+    {{ "OR " if not loop.first }}(arrival_year = {{ d.year }} AND arrival_month = {{ d.month }} AND arrival_day = {{ d.day }}
+        AND arrival_hour BETWEEN {{ d.hour_from }} AND {{ d.hour_to }})
+{%- endfor %}
+  )
     AND CAST(tijd_waarneming AS bigint) >= {{ chunk.lookback_start_epoch }}
     AND CAST(tijd_waarneming AS bigint) < {{ chunk.chunk_end_epoch }}
 {%- if chunk.measuring_points %}
