@@ -58,7 +58,8 @@ def fresh_lake(stack: Any) -> None:
 
 
 def register_arrival_partitions(stack: Any) -> int:
-    """ALTER TABLE ADD PARTITION for every arrival-hour folder under traffic/raw/."""
+    """ALTER TABLE ADD PARTITION for every arrival-hour folder under traffic/raw/ (the DAG
+    registers only the hours a run reads; registering all of them proves the SQL's own pruning)."""
     s3 = stack.client("s3")
     folders = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=RAW_PREFIX):
@@ -67,8 +68,8 @@ def register_arrival_partitions(stack: Any) -> int:
     for folder in sorted(folders):
         year, month, day, hour = folder.split("/")
         clauses.append(
-            f"PARTITION (partition_0='{year}', partition_1='{month}', partition_2='{day}', "
-            f"partition_3='{hour}') LOCATION 's3://{BUCKET}/{RAW_PREFIX}{folder}/'"
+            f"PARTITION (arrival_year={int(year)}, arrival_month={int(month)}, arrival_day={int(day)}, "
+            f"arrival_hour={int(hour)}) LOCATION 's3://{BUCKET}/{RAW_PREFIX}{folder}/'"
         )
     if clauses:
         succeeded(stack.client("athena"), "ALTER TABLE raw_events ADD " + " ".join(clauses))
