@@ -102,8 +102,8 @@ def land(stack, generator: dict) -> list[dict]:
 def test_chunk_by_chunk_sql_with_a_20_minute_lookback_equals_one_continuous_computation(local_aws, scenario):
     records = land(local_aws, scenario["generator"])
     insert_chunks(local_aws, scenario["chunks"], lookback=WINDOW)
+    # outages may silence the whole range: then nothing may be written either
     want = transform_records(records, int(scenario["start"].timestamp()), int(scenario["end"].timestamp()))
-    assert want, "the scenario produced no output at all"
     assert_written_equals_reference(local_aws, want)
 
 
