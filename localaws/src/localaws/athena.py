@@ -87,10 +87,11 @@ class Query:
         if self.reason:
             status["StateChangeReason"] = self.reason
         if self.state == "FAILED":
+            internal = (self.reason or "").startswith("GENERIC_INTERNAL_ERROR")
             status["AthenaError"] = {
-                "ErrorCategory": 2,  # USER
-                "ErrorType": 1000,
-                "Retryable": False,
+                "ErrorCategory": 1 if internal else 2,  # SYSTEM / USER
+                "ErrorType": 401 if internal else 1000,
+                "Retryable": internal,
                 "ErrorMessage": self.reason,
             }
         now = time.time()

@@ -54,6 +54,7 @@ TOO_MANY_PARTITIONS = (
     "HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of 100 open writers for partitions/buckets"
 )
 UPLOAD_THREADS = 4
+INSERT_FAULT_REASON = "GENERIC_INTERNAL_ERROR: Error committing write to Hive"
 # Hive's FileUtils.escapePathName: the characters a partition folder name escapes
 HIVE_ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(1, 32)}
 
@@ -308,6 +309,10 @@ def _publish(extension: AthenaExtension, query: Query, target: TableData, out: P
         # never overwrite: INSERT INTO appends, as Athena does
         uploads.append((path, f"{location}{query.query_id}_{number:05d}_{uuid.uuid4().hex[:8]}.parquet"))
 
+    fail_after = extension.stack.faults.take_athena_insert_failure()
+    if fail_after is not None:
+        _publish_partly(s3, query, uploads[:fail_after], len(uploads))
+
     def upload(item: tuple[Path, str]) -> str:
         bucket, key = split_s3_uri(item[1])
         s3.put_object(Bucket=bucket, Key=key, Body=item[0].read_bytes())
@@ -326,6 +331,26 @@ def _publish(extension: AthenaExtension, query: Query, target: TableData, out: P
             bucket, key = split_s3_uri(location)
             s3.delete_object(Bucket=bucket, Key=key)
         raise
+
+
+def _publish_partly(s3: Any, query: Query, uploads: list[tuple[Path, str]], total: int) -> None:
+    """The injected fault ``athena_insert_fail_after_files``: fail as Athena can mid-write.
+
+    Real Athena uploads an INSERT's files as its writers finish and does not remove them
+    when the query fails later: the files that landed stay. Files in partitions the
+    catalog already has are visible to the next query at once; new partitions are not
+    registered (a later crawl, MSCK REPAIR or INSERT into that partition exposes them).
+    """
+    for path, location in uploads:
+        bucket, key = split_s3_uri(location)
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    log.warning(
+        "injected fault: INSERT %s wrote %s of %s file(s), then failed", query.query_id, len(uploads), total
+    )
+    raise QueryFailed(
+        f"{INSERT_FAULT_REASON} (wrote {len(uploads)} of {total} file(s); "
+        "files already written are not removed)"
+    )
 
 
 def _register_partitions(glue: Any, target: TableData, new_partitions: dict[tuple[str, ...], str]) -> None:

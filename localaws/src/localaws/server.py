@@ -23,6 +23,7 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -36,6 +37,18 @@ log = logging.getLogger("localaws")
 INTERNAL_USER_AGENT = "localaws-internal"
 DEFAULT_REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+# query parameters that make a GET on an object read something other than its bytes
+S3_SUBRESOURCES = {
+    "acl",
+    "tagging",
+    "attributes",
+    "retention",
+    "legal-hold",
+    "torrent",
+    "uploadId",
+    "uploads",
+}
 
 JsonHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -107,7 +120,7 @@ def _is_s3_request(environ: dict[str, Any]) -> bool:
     return "/s3/aws4_request" in auth or environ.get("HTTP_X_AMZ_CONTENT_SHA256") is not None
 
 
-def _is_internal(environ: dict[str, Any]) -> bool:
+def is_internal(environ: dict[str, Any]) -> bool:
     return INTERNAL_USER_AGENT in environ.get("HTTP_USER_AGENT", "")
 
 
@@ -149,13 +162,42 @@ class LocalAWSApp:
                 handler = self.handlers.get("AmazonAthena.*")
             if handler is not None:
                 return self._handle_json(environ, start_response, target, handler)
-        elif (
-            _is_s3_request(environ)
-            and not _is_internal(environ)
-            and self.stack.faults.draw("s3_slowdown_rate")
-        ):
-            return self._s3_slowdown(start_response)
+        elif _is_s3_request(environ) and not is_internal(environ):
+            if self.stack.faults.draw("s3_slowdown_rate"):
+                return self._s3_slowdown(start_response)
+            read = self._s3_object_read(environ)
+            if read and self.stack.faults.s3_access_denied(*read):
+                return self._s3_access_denied(environ, start_response)
         return self.moto_app(environ, start_response)
+
+    def _s3_object_read(self, environ: dict[str, Any]) -> tuple[str, str] | None:
+        """(bucket, key) of a GetObject / HeadObject request, path or virtual-hosted style."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return None
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if set(query) & S3_SUBRESOURCES:
+            return None  # GetObjectAcl, GetObjectTagging, ...: not a read of the object's bytes
+        path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+        host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
+        own_host = urlsplit(self.stack.endpoint_url).hostname or ""
+        if own_host and host.endswith("." + own_host):
+            bucket, key = host[: -len(own_host) - 1], path
+        else:
+            bucket, _, key = path.partition("/")
+        return (bucket, key) if bucket and key else None
+
+    @staticmethod
+    def _s3_access_denied(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+            b"<Message>Access Denied</Message></Error>"
+        )
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            body = b""  # S3 answers a HEAD with the status alone
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
     def _handle_json(
         self, environ: dict[str, Any], start_response: Any, target: str, handler: JsonHandler
@@ -210,9 +252,7 @@ class LocalAWSApp:
         for extension in self.extensions:
             extension.reset()
         moto_api_backend.reset()
-        self.stack.faults.update(
-            {"dynamodb_unprocessed_rate": 0, "dynamodb_throttle_rate": 0, "s3_slowdown_rate": 0}
-        )
+        self.stack.faults.clear()
 
 
 def sent_messages() -> dict[str, list[dict[str, Any]]]:
