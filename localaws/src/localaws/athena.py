@@ -16,6 +16,7 @@ action is ours (query executions, results, workgroups, catalog metadata) and a q
   and registers the new partitions. More than 100 partitions fail with
   HIVE_TOO_MANY_OPEN_PARTITIONS and write nothing; files are only published once the
   whole result is ready, so a failed or cancelled INSERT leaves nothing behind
+  (unless the fault ``athena_insert_fail_after_files`` fails it half-written)
   (``localaws/athena_engine.py``);
 * DDL: CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR TABLE, ALTER TABLE ADD/DROP
   PARTITION act on the Glue catalog (``localaws/athena_ddl.py``).

@@ -3,7 +3,9 @@
 Every query gets its own in-memory DuckDB connection (TimeZone UTC, built-in extensions
 only) and a temporary folder for the S3 files it reads and the files it writes. Nothing
 an INSERT writes reaches S3 or the catalog before the whole result is ready and checked
-(partition limit, cancellation), so a failed or cancelled INSERT leaves nothing behind.
+(partition limit, cancellation), so a failed or cancelled INSERT leaves nothing behind;
+only the injected fault ``athena_insert_fail_after_files`` leaves part of its files, as
+real Athena can. Trino's type rules are checked first (``athena_types.py``).
 """
 
 from __future__ import annotations
