@@ -14,14 +14,12 @@ see exactly what a user's client sees. Internal calls are exempt from fault inje
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
-import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -51,6 +49,7 @@ S3_SUBRESOURCES = {
 }
 
 JsonHandler = Callable[[dict[str, Any]], dict[str, Any]]
+ExtensionFactory = Callable[["StackContext"], "Extension"]  # an Extension subclass, usually
 
 
 class Extension:
@@ -290,14 +289,6 @@ def sent_messages() -> dict[str, list[dict[str, Any]]]:
     return {"sns": sns, "ses": ses}
 
 
-def _load_extensions(stack: StackContext) -> list[Extension]:
-    from localaws.athena import AthenaExtension
-    from localaws.dynamodb import DynamoDBExtension
-    from localaws.glue_crawler import GlueCrawlerExtension
-
-    return [GlueCrawlerExtension(stack), AthenaExtension(stack), DynamoDBExtension(stack)]
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -305,10 +296,21 @@ def free_port() -> int:
 
 
 class LocalAWS:
-    """Start and stop the stack in this process, on a free port unless one is given."""
+    """Start and stop the stack in this process, on a free port unless one is given.
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", faults: FaultSettings | None = None):
+    The core knows no extension: they are handed in (``localaws.LocalAWS`` hands in the
+    Glue crawler, Athena and DynamoDB extensions).
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: FaultSettings | None = None,
+        extensions: Sequence[ExtensionFactory] = (),
+    ):
         self.host = host
+        self.extension_factories = tuple(extensions)
         self.port = port or free_port()
         self.stack = StackContext(faults or FaultSettings.from_env())
         self.stack.endpoint_url = self.endpoint_url
@@ -325,7 +327,7 @@ class LocalAWS:
 
         # one log line per request is useful by hand (python -m localaws), noise in tests
         logging.getLogger("werkzeug").setLevel(logging.INFO if log_requests else logging.WARNING)
-        self.app = LocalAWSApp(self.stack, _load_extensions(self.stack))
+        self.app = LocalAWSApp(self.stack, [make(self.stack) for make in self.extension_factories])
         self.stack.app = self.app
         self._server = make_server(
             self.host, self.port, self.app, threaded=True, request_handler=MotoRequestHandler
@@ -367,19 +369,3 @@ class LocalAWS:
     def reset(self) -> None:
         assert self.app is not None, "start() first"
         self.app.reset()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stack = LocalAWS(port=args.port, host=args.host).start(log_requests=True)
-    print(f"localaws ready on {stack.endpoint_url}", flush=True)
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    stopped.wait()
-    stack.stop()
-    print("localaws stopped", flush=True)
