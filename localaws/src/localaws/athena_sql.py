@@ -28,24 +28,6 @@ class QueryCancelled(Exception):
     """Ends a query CANCELLED (StopQueryExecution was called while it ran)."""
 
 
-GLUE_TO_DUCKDB = {
-    "string": "VARCHAR",
-    "varchar": "VARCHAR",
-    "char": "VARCHAR",
-    "bigint": "BIGINT",
-    "int": "INTEGER",
-    "integer": "INTEGER",
-    "smallint": "SMALLINT",
-    "tinyint": "TINYINT",
-    "double": "DOUBLE",
-    "float": "FLOAT",
-    "real": "FLOAT",
-    "boolean": "BOOLEAN",
-    "timestamp": "TIMESTAMP",
-    "date": "DATE",
-    "binary": "BLOB",
-}
-
 DUCKDB_TO_ATHENA = {
     "varchar": "varchar",
     "bigint": "bigint",
@@ -65,16 +47,6 @@ DUCKDB_TO_ATHENA = {
     "blob": "varbinary",
     "interval": "interval day to second",
 }
-
-
-def duckdb_type(glue_type: str) -> str:
-    """The DuckDB type a Glue column type is read as (complex types stay text)."""
-    glue_type = glue_type.strip().lower()
-    if glue_type.startswith("decimal"):
-        return glue_type.upper()
-    if glue_type.startswith(("varchar", "char")):
-        return "VARCHAR"
-    return GLUE_TO_DUCKDB.get(glue_type, "VARCHAR")
 
 
 def athena_type(duckdb_type_name: str) -> str:
