@@ -17,7 +17,9 @@ import localaws
 
 PACKAGE = Path(localaws.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
-CORE = {"server", "errors", "faults"}
+# the core: routing, control API, faults, and IAM enforcement (which wraps every request,
+# whatever service or extension answers it)
+CORE = {"server", "errors", "faults", "iam_enforcement", "iam_policy", "iam_requests"}
 
 
 def imports_of(module: str) -> set[str]:
