@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.results_api.conftest import DIRECTORY_CSV, TEST_OUTPUT
 
@@ -113,12 +114,10 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
     while page.is_visible("#department-more"):
         count = page.locator("#department-names li").count()
         page.click("#department-more")
-        page.wait_for_function(f"document.querySelectorAll('#department-names li').length > {count}")
+        expect(page.locator("#department-names li")).not_to_have_count(count)
     assert page.locator("#department-names li button").all_inner_texts() == names
     page.fill("#department-input", names[-1][:-1])
-    page.wait_for_function(
-        f"document.querySelectorAll('#department-names li').length === {sum(n.startswith(names[-1][:-1]) for n in names)}"
-    )
+    expect(page.locator("#department-names li")).to_have_count(sum(n.startswith(names[-1][:-1]) for n in names))
     assert page.inner_text("#directory-asof")
 
     page.fill("#department-input", "dept-003")
