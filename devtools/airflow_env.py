@@ -92,6 +92,8 @@ def airflow_env(
         **pipeline_aws_connections(aws_endpoint_url),
         "AIRFLOW_VAR_ALERT_EMAILS": alert_emails,
         "AIRFLOW_VAR_DATA_LAKE_BUCKET": "pipelines-data-lake",
+        # offline/dev only: covid_daily may read local sample files (never set in a deployment)
+        "PIPELINES_ALLOW_LOCAL_SOURCES": "1",
     }
     if esi_url:
         env["AIRFLOW_CONN_ESI_DEFAULT"] = json.dumps({"conn_type": "http", "host": esi_url})

@@ -20,6 +20,21 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def is_missing(error: Exception) -> bool:
+    """True only when S3 said the object does not exist (404 / NoSuchKey).
+
+    A 403 is not "missing": S3 answers 403 for an absent key too when the caller lacks
+    ListBucket, so it must surface as a failure, never as a silent skip.
+    """
+    response = getattr(error, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in MISSING_CODES or (status == 404 and code in ("", "404"))
+
+
 def read_bytes(uri: str) -> bytes:
     bucket, key = split_uri(uri)
     return s3_hook().get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
