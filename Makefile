@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint bench e2e clean
+.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint audit bench e2e clean
 
 venv: $(VENV)/.installed
 
@@ -56,6 +56,17 @@ airflow: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+## known vulnerabilities in the runtime lock (what the production image installs), by the
+## pinned pip-audit. It asks PyPI's vulnerability API (pypi.org/pypi/<name>/<version>/json),
+## so it needs that API, not only a package index. --strict: a package it could not audit
+## fails the target instead of passing silently. Not in .ci/run: see SECURITY.md.
+audit: venv
+	@$(VENV)/bin/pip-audit --requirement requirements.lock --require-hashes --disable-pip --strict \
+		--progress-spinner off || { \
+		echo "make audit FAILED: a known vulnerability above, or a package PyPI's vulnerability API" \
+			"could not answer for (is pypi.org/pypi/<name>/<version>/json reachable from here?)" >&2; \
+		exit 1; }
 
 bench: venv
 	$(PY) -m benchmarks

@@ -12,6 +12,7 @@ from tests.results_api.conftest import USERNAME
 PROTECTED = [
     "/results/api/covid",
     "/results/api/covid?granularity=bogus",  # refused before any input is looked at
+    "/results/api/departments",
     "/results/api/departments/dept-000",
     "/results/api/market/10000002",
     "/results/api/market/10000002/34",
@@ -131,6 +132,7 @@ def test_the_user_is_a_mere_viewer(client, token):
 # One example request per data route, with the DAG whose leave it needs.
 DATA_ROUTES = {
     "/results/api/covid": "covid_daily",
+    "/results/api/departments": "department_directory",
     "/results/api/departments/dept-000": "department_directory",
     "/results/api/market/10000002": "market_orders",
     "/results/api/market/10000002/34": "market_orders",
@@ -246,3 +248,30 @@ def test_every_data_route_names_the_dag_it_needs(api_server_app):
     for route in data_routes:
         asked = {dependency.call.__name__ for dependency in route.dependant.dependencies}
         assert asked & readers, f"{route.path} authorizes no DAG read"
+
+
+def test_with_fabs_auth_manager_a_dag_read_permission_is_what_lets_a_user_read(airflow_db, monkeypatch):
+    """Production's auth manager (FAB, docker-compose.yaml) makes the decisions: a role with
+    "can read on DAG:covid_daily" reads covid results and is refused the directory's."""
+    from airflow.api_fastapi import app as airflow_app
+    from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
+    from airflow.providers.fab.auth_manager.models import User
+    from fastapi import HTTPException
+
+    from results_api.app import RESULT_WRITERS
+    from results_api.auth import authorize_dag_read
+
+    monkeypatch.setattr(airflow_app._AuthManagerState, "instance", FabAuthManager())
+    analyst = User(username="covid-analyst")
+    analyst._perms = {("can_read", "DAG:covid_daily")}  # what FAB loads from the user's roles
+    authorize_dag_read(analyst, RESULT_WRITERS["covid"])
+    for data in ("directory", "market"):
+        with pytest.raises(HTTPException) as refused:
+            authorize_dag_read(analyst, RESULT_WRITERS[data])
+        assert refused.value.status_code == 403
+        assert f"may not read DAG {RESULT_WRITERS[data]!r}" in refused.value.detail
+    # FAB's global "can read on DAGs" covers every DAG's results
+    reader = User(username="all-dags-reader")
+    reader._perms = {("can_read", "DAGs")}
+    for dag_id in RESULT_WRITERS.values():
+        authorize_dag_read(reader, dag_id)
