@@ -2,7 +2,8 @@
 
 Every pipeline connection carries the *worker's* credentials (a session of role
 ``airflow-pipelines``, which may only assume the pipeline roles) plus ``role_arn`` of its
-pipeline's role; the provider assumes it through STS. ``aws_default`` and the process'
+pipeline's role; the provider assumes it through STS. ``aws_results`` carries the API
+server's (``airflow-api-server``, which may only assume the results role). ``aws_default`` and the process'
 own AWS_* variables are the worker's too, so nothing can fall back to the administrator key.
 """
 
@@ -17,6 +18,14 @@ from devtools.airflow_env import ACCOUNT_ID, pipeline_aws_connections
 from infra.provision import TEMPLATE, provision
 
 
+def _session_of(stack, role: str) -> tuple[str, str, str]:
+    """Credentials of a session of ``role`` (what the instance or pod identity would give)."""
+    credentials = stack.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", RoleSessionName=role
+    )["Credentials"]
+    return credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+
+
 @pytest.fixture
 def least_privilege(local_aws, monkeypatch):
     """``start(template_path)``: a clean stack provisioned from that template, IAM enforced."""
@@ -25,12 +34,14 @@ def least_privilege(local_aws, monkeypatch):
         local_aws.iam.enabled = False
         local_aws.reset()
         provision(local_aws.endpoint_url, template_path=template_path)
-        worker = local_aws.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/airflow-pipelines", RoleSessionName="airflow-worker"
-        )["Credentials"]
-        key, secret, token = worker["AccessKeyId"], worker["SecretAccessKey"], worker["SessionToken"]
+        key, secret, token = _session_of(local_aws, "airflow-pipelines")
         for name, value in pipeline_aws_connections(local_aws.endpoint_url, key, secret, token).items():
             monkeypatch.setenv(name, value)
+        # the API server has its own identity: only it may assume the results role
+        api_server = pipeline_aws_connections(
+            local_aws.endpoint_url, *_session_of(local_aws, "airflow-api-server")
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_RESULTS", api_server["AIRFLOW_CONN_AWS_RESULTS"])
         monkeypatch.setenv(
             "AIRFLOW_CONN_AWS_DEFAULT",
             json.dumps(
