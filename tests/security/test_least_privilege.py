@@ -56,6 +56,24 @@ UNUSED_BUT_NEEDED = {
     "pipeline-traffic-repartition": {
         "kms:Decrypt": NOT_CHECKED_OFFLINE,
         "kms:GenerateDataKey": NOT_CHECKED_OFFLINE,
+        **dict.fromkeys(
+            [
+                "glue:GetDatabase",
+                "glue:GetTable",
+                "glue:GetTables",
+                "glue:CreateTable",
+                "glue:UpdateTable",
+                "glue:GetPartition",
+                "glue:GetPartitions",
+                "glue:BatchCreatePartition",
+                "s3:GetObject",
+                "s3:GetBucketLocation",
+            ],
+            "Athena DDL/DML use the caller's catalog and data permissions; offline Athena runs them as the stack",
+        ),  # fmt: skip
+        "athena:StopQueryExecution": "cancelling a running query (task killed or timed out)",
+        "glue:UpdateCrawler": "a later run updates the crawler the first run created",
+        "s3:DeleteObject": "a rerun clears the chunk's earlier partitions first",
     },
     "pipeline-market-orders": {
         "kms:Decrypt": NOT_CHECKED_OFFLINE,
@@ -70,6 +88,10 @@ UNUSED_BUT_NEEDED = {
     "pipeline-department-directory": {
         "kms:Decrypt": NOT_CHECKED_OFFLINE,
         "kms:GenerateDataKey": NOT_CHECKED_OFFLINE,
+        **dict.fromkeys(
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "the queue watcher in the triggerer (the event path; a manual run does not read the queue)",
+        ),
     },
 }
 POLICY_OF_ROLE = {
