@@ -35,8 +35,8 @@ ACCOUNT_ID = "123456789012"  # moto's account
 REGION = "us-east-1"
 
 
-def load_template() -> dict[str, Any]:
-    return yaml.safe_load(TEMPLATE.read_text())
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
 
 
 class Resolver:
@@ -117,17 +117,19 @@ def _deploy_stack(cfn: Any, body: str, parameters: dict[str, str]) -> None:
     raise TimeoutError(f"stack {STACK_NAME} still not complete")
 
 
-def provision(endpoint_url: str | None = None, parameters: dict[str, str] | None = None) -> dict[str, str]:
+def provision(
+    endpoint_url: str | None = None, parameters: dict[str, str] | None = None, template_path: Path = TEMPLATE
+) -> dict[str, str]:
     """Create or update every resource; answer {logical id: physical id}."""
     parameters = parameters or {}
-    template = load_template()
+    template = load_template(template_path)
     iam = _session_client("iam", endpoint_url)
     if endpoint_url:  # offline: the roles the Airflow processes run as, which a real account already has
         for parameter in ("AirflowRoleName", "ApiServerRoleName"):
             _ensure_base_role(iam, parameters.get(parameter, template["Parameters"][parameter]["Default"]))
 
     cfn = _session_client("cloudformation", endpoint_url)
-    _deploy_stack(cfn, TEMPLATE.read_text(), parameters)
+    _deploy_stack(cfn, template_path.read_text(), parameters)
     physical = {
         r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
         for r in cfn.list_stack_resources(StackName=STACK_NAME)["StackResourceSummaries"]

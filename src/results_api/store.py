@@ -1,9 +1,9 @@
 """The results API's only contact with DynamoDB: GetItem and paginated Query, never Scan.
 
 Reads the tables the pipelines write, under their public names and key schemas
-(``pipelines.tables``). The client comes from the ``aws_default`` connection through the
-Amazon provider's hook (``pipelines.aws.dynamodb.dynamodb_client``), so a deployment
-points the API and the DAGs at the same account with one connection. It is built once,
+(``pipelines.tables``). The client comes from the ``aws_results`` connection (the read-only
+role ``results-api-reader``) through the Amazon provider's hook
+(``pipelines.aws.dynamodb.dynamodb_client``). It is built once,
 on the first request (never at import time: the plugin is imported by every Airflow
 component), and shared: boto3 clients are thread-safe.
 """
@@ -158,7 +158,7 @@ def default_store() -> ResultsStore:
 
 
 def reset_default_store() -> None:
-    """Forget the shared client (tests that repoint aws_default at a new stack)."""
+    """Forget the shared client (tests that repoint the connections at a new stack)."""
     global _store
     with _store_lock:
         _store = None

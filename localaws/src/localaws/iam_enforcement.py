@@ -128,6 +128,7 @@ class IamEnforcement:
         self.client = client
         self.enabled = enabled if enabled is not None else os.environ.get("LOCALAWS_ENFORCE_IAM", "") == "1"
         self.refusals: list[dict[str, str]] = []
+        self.granted: set[tuple[str, str, str]] = set()  # (caller, action, resource): what policies are used for
         self._lock = threading.Lock()
 
     # -- WSGI ----------------------------------------------------------------------------
@@ -154,15 +155,19 @@ class IamEnforcement:
             request = json.loads(_read_body(environ) or b"{}")
             if "enforce" in request:
                 self.enabled = bool(request["enforce"])
-            if request.get("clear_refusals"):
-                with self._lock:
-                    self.refusals.clear()
+            if request.get("clear"):
+                self.clear()
         with self._lock:
             payload = json.dumps({"enforce": self.enabled, "refusals": list(self.refusals)}).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         )
         return [payload]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.refusals.clear()
+            self.granted.clear()
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -186,6 +191,8 @@ class IamEnforcement:
                         None,
                         f"the trust policy of {check.resource} does not name the caller",
                     )
+        with self._lock:
+            self.granted.update((caller.arn, check.action, check.resource) for check in checks)
 
     def _deny(self, caller_arn: str, check: Check, decision: Decision | None, why: str | None = None) -> None:
         reason = why or (

@@ -68,6 +68,8 @@ def condition_holds(operator: str, key: str, expected: Any, context: Mapping[str
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
     expected_values = [str(v) for v in _as_list(expected)]
+    if base not in _NEGATED | _POSITIVE | {"Null", "Bool"}:
+        raise ValueError(f"condition operator {operator} is not supported by the offline evaluator")
     present = key in context and context[key] is not None
     if base == "Null":
         want_absent = expected_values[0].lower() == "true"
@@ -77,8 +79,6 @@ def condition_holds(operator: str, key: str, expected: Any, context: Mapping[str
     actual_values = [str(v) for v in _as_list(context[key])]
     if base == "Bool":
         return any(a.lower() == e.lower() for a in actual_values for e in expected_values)
-    if base not in _NEGATED | _POSITIVE:
-        raise ValueError(f"condition operator {operator} is not supported by the offline evaluator")
     positive = base.replace("Not", "", 1) if base in _NEGATED else base
 
     def one(actual: str) -> bool:
