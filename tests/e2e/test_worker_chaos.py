@@ -35,7 +35,8 @@ TRAFFIC_CONF = {
     "chunk_hours": 24,  # three chunks: three chunk-writing task instances
 }
 DAY_KEYS = {(d.strftime("%Y"), d.strftime("%m"), d.strftime("%d")) for d in TRAFFIC_DAYS}
-RECOVERY_TIMEOUT = 420  # heartbeat timeout + retry delay + the rest of the run, on a busy machine
+RUN_TIMEOUT = 600  # an undisturbed run, on a busy machine
+RECOVERY_TIMEOUT = 600  # heartbeat timeout + retry delay + the rest of the run, on a busy machine
 
 
 def _traffic_partitions(aws) -> dict[tuple, tuple[int, int]]:
@@ -79,7 +80,7 @@ def _kill_and_restart_worker(topology) -> list[int]:
     return killed
 
 
-def _wait_for_running(runs, dag_id: str, run_id: str, task_ids, timeout: float = 300) -> dict:
+def _wait_for_running(runs, dag_id: str, run_id: str, task_ids, timeout: float = RUN_TIMEOUT) -> dict:
     """The first task instance of ``task_ids`` seen RUNNING (on the worker, not deferred)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,17 +104,17 @@ def _retried(runs, dag_id: str, run_id: str, killed: dict) -> dict:
     return after
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_market_load_survives_a_killed_worker_with_the_same_items(topology, runs):
-    topology.esi.pages = 40  # ~3800 types: a load long enough to be caught writing
+    topology.esi.pages = 20  # ~3000 types: a load long enough to be caught writing
     runs.unpause("market_orders")
     conf = {"region_id": int(MARKET_REGION), "concurrency": 8, "snapshot_margin_seconds": 0}
     reference_run = runs.trigger("market_orders", conf)
-    assert runs.wait("market_orders", reference_run) == "success", runs.task_states(
+    assert runs.wait("market_orders", reference_run, timeout=RUN_TIMEOUT) == "success", runs.task_states(
         "market_orders", reference_run
     )
     reference = _market_items(topology.aws)
-    assert len(reference) > 3000
+    assert len(reference) > 2000
     _wipe_market_region(topology.aws)
 
     # BatchWriteItem leaving half its requests unprocessed: the load retries them, slowly
@@ -138,14 +139,14 @@ def test_market_load_survives_a_killed_worker_with_the_same_items(topology, runs
     assert _market_items(topology.aws) == reference  # the same items, attribute for attribute
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_a_chunk_write_survives_a_killed_worker_with_every_hour_once(topology, runs):
     write_raw(topology.aws.client("s3"), BUCKET, TRAFFIC_DAYS[0] - timedelta(hours=3),
               TRAFFIC_DAYS[-1] + timedelta(days=1, hours=3), locations=2, lanes=1)  # fmt: skip
     runs.unpause("traffic_repartition")
     reference_run = runs.trigger("traffic_repartition", TRAFFIC_CONF)
-    assert runs.wait("traffic_repartition", reference_run, timeout=600) == "success", runs.task_states(
-        "traffic_repartition", reference_run
+    assert runs.wait("traffic_repartition", reference_run, timeout=RUN_TIMEOUT) == "success", (
+        runs.task_states("traffic_repartition", reference_run)
     )
     reference = _traffic_partitions(topology.aws)
     assert len(reference) == 24 * len(TRAFFIC_DAYS) and {files for files, _ in reference.values()} == {1}
@@ -167,7 +168,7 @@ def _create_backfill(topology, token: str, days: tuple[datetime, datetime]) -> t
     return topology.api("POST", "/api/v2/backfills", body, token=token)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_overlapping_backfills_and_a_manual_run_started_together_give_the_data_of_one_run(topology, runs):
     reference = _traffic_partitions(topology.aws)
     assert len(reference) == 24 * len(TRAFFIC_DAYS), (
@@ -198,7 +199,7 @@ def test_overlapping_backfills_and_a_manual_run_started_together_give_the_data_o
             runs.wait_backfills_done("traffic_repartition", since)
             code, body = _create_backfill(topology, token, days)
             assert code == 200, body
-    assert runs.wait("traffic_repartition", manual, timeout=600) == "success"
+    assert runs.wait("traffic_repartition", manual, timeout=RUN_TIMEOUT) == "success"
     finished = runs.wait_backfills_done("traffic_repartition", since)
     assert len(finished) >= 4 and all(run["state"] == "success" for run in finished), finished
     assert _traffic_partitions(topology.aws) == reference  # every event hour once, the same rows
