@@ -175,6 +175,7 @@ def test_overlapping_backfills_and_a_manual_run_started_together_give_the_data_o
         "runs after the chunk-writer scenario, which makes the reference"
     )
     _wipe_traffic_days(topology.aws)
+    runs.wait_backfills_done("traffic_repartition", since=0)  # none left over from other scenarios
     token = topology.token()
     since = datetime.now(UTC).timestamp()
     ranges = [(TRAFFIC_DAYS[0], TRAFFIC_DAYS[1]), (TRAFFIC_DAYS[1], TRAFFIC_DAYS[2])]  # both hold day 2
