@@ -111,7 +111,10 @@ class Runs:
     def wait(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            code, body = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            try:
+                code, body = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            except OSError:  # a busy api-server answering slower than the client's 30 s: poll again
+                code, body = 0, None
             if code == 200 and body["state"] in ("success", "failed"):
                 return body["state"]
             time.sleep(2)
