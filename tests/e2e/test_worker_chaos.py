@@ -88,7 +88,7 @@ def _wait_for_running(runs, dag_id: str, run_id: str, task_ids, timeout: float =
             if ti["task_id"] in task_ids and ti["state"] == "running":
                 return ti
         state = runs.state(dag_id, run_id)
-        assert state == "running", (
+        assert state in ("queued", "running"), (  # a queued run has not started yet
             f"{dag_id} {run_id} ended ({state}) before a task of {sorted(task_ids)} was seen running"
         )
         time.sleep(0.2)
