@@ -1,20 +1,26 @@
 """
 ### market_orders: EVE Online market orders -> per-type aggregates in DynamoDB
 
-`plan_download` (ESI through connection `esi_default`: page 1 gives `X-Pages` and the
-snapshot's `Last-Modified`; the other pages are cut into shares of `pages_per_task`)
+`plan_download` (ESI through connection `esi_default`: page 1 pins the snapshot, its
+`Last-Modified`, and gives `X-Pages`; an empty page 1 or one without these headers fails
+the run, nothing changed; a snapshot ESI replaces within `snapshot_margin_seconds`
+(`Expires`) is waited out; the other pages are cut into shares of `pages_per_task`)
 -> `download_pages`, mapped, one task per share (pages fetched concurrently, param
 `concurrency`, with retries and ESI's error budget respected; every page lands in S3 as
-gzip JSON lines as it arrives; every page must be of the pinned snapshot: the sole share
-of a region restarts the download when ESI replaces it, a share of a split region fails
-clearly and the next run takes the new snapshot)
--> `combine` (every share holds the same snapshot)
+gzip JSON lines, under its snapshot, as it arrives; every page must be of the pinned
+snapshot: the sole share of a region restarts the download when ESI replaces it, a share
+of a split region fails its attempt and its Airflow retry re-pins the new snapshot)
+-> `combine` (every page of one snapshot: the newest the shares hold, its missing pages
+downloaded here; retried, re-pinning, if ESI replaces it again meanwhile)
 -> `aggregate` (validate every order, aggregate per `type_id` with buy and sell apart,
 streaming page by page)
--> `load` (batched writes to `market_orders`, then the region's vanished types deleted).
+-> `load` (the deletions planned first: more than `max_delete_share` of the region's
+stored types to delete fails the run before any write, unless `allow_large_delete`;
+then batched writes to `market_orders`, then the region's vanished types deleted).
 
 Trigger with `{"region_id": 10000002, "concurrency": 16}` from the UI form or the REST
-API; an invalid value is refused at trigger time.
+API (`{"allow_large_delete": true}` when a region really lost many types); an invalid
+value is refused at trigger time.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from pipelines.dag_defaults import DEFAULT_ARGS
+
+SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
 
 
 @dag(
@@ -54,6 +62,25 @@ from pipelines.dag_defaults import DEFAULT_ARGS
             maximum=10000,
             description="Pages per download task: a larger region is shared by several workers",
         ),
+        "snapshot_margin_seconds": Param(
+            60,
+            type="integer",
+            minimum=0,
+            maximum=290,
+            description="Wait for ESI's next snapshot when the current one is replaced sooner (Expires)",
+        ),
+        "max_delete_share": Param(
+            0.1,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Largest share of a region's stored types one run may delete",
+        ),
+        "allow_large_delete": Param(
+            False,
+            type="boolean",
+            description="Override max_delete_share for this run (the market really lost that many types)",
+        ),
     },
 )
 def market_orders():
@@ -63,42 +90,51 @@ def market_orders():
 
         from pipelines.config import data_lake_bucket
         from pipelines.market.domain import PageValidationError
-        from pipelines.market.esi import UnknownRegionError
+        from pipelines.market.esi import SuspectAnswerError, UnknownRegionError
         from pipelines.market.steps import plan_download
 
         try:
             return plan_download(
                 int(params["region_id"]), int(params["concurrency"]), int(params["pages_per_task"]),
-                data_lake_bucket(),
+                data_lake_bucket(), float(params["snapshot_margin_seconds"]),
             )  # fmt: skip
-        except (UnknownRegionError, PageValidationError) as invalid:
+        except (UnknownRegionError, SuspectAnswerError, PageValidationError) as invalid:
             raise AirflowFailException(str(invalid)) from invalid  # retrying won't fix it
 
-    @task(max_active_tis_per_dagrun=8)
-    def download_pages(share: dict, params=None) -> dict:
+    # A snapshot replaced mid-download is retried soon: ESI serves the next one for 5 minutes.
+    @task(max_active_tis_per_dagrun=8, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
+    def download_pages(share: dict, params=None, ti=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipelines.config import data_lake_bucket
         from pipelines.market.domain import PageValidationError
-        from pipelines.market.esi import SnapshotChangedError
+        from pipelines.market.esi import SuspectAnswerError
         from pipelines.market.steps import download_share
 
         try:
-            return download_share(share, int(params["concurrency"]), data_lake_bucket())
-        except (SnapshotChangedError, PageValidationError) as invalid:
-            raise AirflowFailException(str(invalid)) from invalid
+            return download_share(
+                share, int(params["concurrency"]), data_lake_bucket(),
+                repin=ti.try_number > 1, margin=float(params["snapshot_margin_seconds"]),
+            )  # fmt: skip
+        except (PageValidationError, SuspectAnswerError) as invalid:
+            raise AirflowFailException(str(invalid)) from invalid  # a SnapshotChangedError is retried
 
-    @task
-    def combine(shares: list[dict]) -> dict:
+    @task(retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
+    def combine(shares: list[dict], params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipelines.market.esi import SnapshotChangedError
+        from pipelines.config import data_lake_bucket
+        from pipelines.market.domain import PageValidationError
+        from pipelines.market.esi import SuspectAnswerError
         from pipelines.market.steps import combine_shares
 
         try:
-            return combine_shares(list(shares))
-        except SnapshotChangedError as changed:
-            raise AirflowFailException(str(changed)) from changed
+            return combine_shares(
+                list(shares), int(params["concurrency"]), data_lake_bucket(),
+                float(params["snapshot_margin_seconds"]),
+            )  # fmt: skip
+        except (PageValidationError, SuspectAnswerError) as invalid:
+            raise AirflowFailException(str(invalid)) from invalid
 
     @task
     def aggregate(downloaded: dict) -> dict:
@@ -113,10 +149,16 @@ def market_orders():
             raise AirflowFailException(str(invalid)) from invalid
 
     @task
-    def load(aggregated: dict) -> dict:
+    def load(aggregated: dict, params=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.market.domain import DeletionGuardError
         from pipelines.market.steps import load
 
-        return load(aggregated)
+        try:
+            return load(aggregated, float(params["max_delete_share"]), bool(params["allow_large_delete"]))
+        except DeletionGuardError as refused:
+            raise AirflowFailException(str(refused)) from refused  # a retry would refuse again
 
     load(aggregate(combine(download_pages.expand(share=plan_download()))))
 

@@ -9,8 +9,11 @@ popularity, buy and sell with a price spread per type, many stations.
 Configurable: ``pages`` per region, ``latency`` (seconds per request), ``fault_rate``
 (share of requests answered 500/502/503, a timeout or a truncated body), an error
 budget (every error response costs one; at zero ESI answers 420 until the window
-resets), ``rollover_after`` (the snapshot is replaced after N page requests) and
-``unknown_regions`` answered 404.
+resets), ``rollover_after`` (the snapshot is replaced after N page requests),
+``snapshot_seconds`` (the snapshot is replaced every N seconds of wall time, as ESI's is
+every 300), ``malformed_pages`` (a page's body replaced, e.g. page 1 by ``[]``),
+``omit_headers`` (e.g. ``{"X-Pages"}``, as a broken proxy may) and unknown regions
+answered 404. ``Expires`` is wall-clock time: when the snapshot served is replaced.
 
     python -m devtools.fake_esi --port 8090 --pages 40 --latency 0.05
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import threading
 import time
@@ -46,6 +50,8 @@ class FakeEsi:
         error_window: float = 60.0,
         rollover_after: int | None = None,
         malformed_pages: dict[int, str] | None = None,
+        snapshot_seconds: float | None = None,
+        omit_headers: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         self.host, self.port = host, port
         self.seed, self.pages, self.latency = seed, pages, latency
@@ -53,7 +59,10 @@ class FakeEsi:
         self.error_budget, self.error_window = error_budget, error_window
         self.rollover_after = rollover_after
         self.malformed_pages = malformed_pages or {}
-        self.snapshot = 0
+        self.snapshot_seconds = snapshot_seconds
+        self.omit_headers = set(omit_headers)
+        self.snapshot = 0  # snapshots replaced by request count (rollover_after) or by hand
+        self.clock_start = float(math.floor(time.time()))  # whole seconds: HTTP dates have no fraction
         self.requests = 0
         self.faults_served = 0
         self.remain = error_budget
@@ -64,6 +73,15 @@ class FakeEsi:
         self._thread: threading.Thread | None = None
         self._base_time = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         self._bodies: dict[tuple[int, int, int, str], bytes] = {}
+
+    def current_snapshot(self, now: float | None = None) -> tuple[int, float]:
+        """(snapshot served now, wall time at which ESI replaces it)."""
+        now = time.time() if now is None else now
+        if self.snapshot_seconds:
+            ticks = int((now - self.clock_start) // self.snapshot_seconds)
+            return self.snapshot + ticks, self.clock_start + (ticks + 1) * self.snapshot_seconds
+        # replaced only by rollover_after or by hand: always five minutes from being replaced
+        return self.snapshot, now + 300
 
     # -- data ---------------------------------------------------------------------------
 
@@ -206,7 +224,7 @@ class FakeEsi:
             self.requests += 1
             if self.rollover_after and self.requests == self.rollover_after + 1:
                 self.snapshot += 1
-            snapshot = self.snapshot
+            snapshot, expires_at = self.current_snapshot()
             fault = self._random.random() < self.fault_rate
             kind = self._random.choice(["500", "502", "503", "timeout", "truncated"]) if fault else None
             if fault:
@@ -225,10 +243,12 @@ class FakeEsi:
             **headers,
             "X-Pages": str(self.pages),
             "Last-Modified": format_datetime(modified, usegmt=True),
-            "Expires": format_datetime(modified + timedelta(minutes=5), usegmt=True),
+            "Expires": format_datetime(datetime.fromtimestamp(math.ceil(expires_at), UTC), usegmt=True),
             "ETag": f'"{region:x}{snapshot:x}{page:x}"',
             "Cache-Control": "public",
         }
+        for name in self.omit_headers:
+            headers.pop(name, None)
         if page in self.malformed_pages:
             body = self.malformed_pages[page].encode()
         else:
@@ -245,9 +265,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--rollover-after", type=int, default=None)
+    parser.add_argument("--snapshot-seconds", type=float, default=None)
     args = parser.parse_args()
     esi = FakeEsi(port=args.port, host=args.host, seed=args.seed, pages=args.pages, latency=args.latency,
-                  fault_rate=args.fault_rate, rollover_after=args.rollover_after).start()  # fmt: skip
+                  fault_rate=args.fault_rate, rollover_after=args.rollover_after,
+                  snapshot_seconds=args.snapshot_seconds).start()  # fmt: skip
     print(f"fake ESI on {esi.url}", flush=True)
     threading.Event().wait()
 

@@ -40,6 +40,11 @@ COMPONENTS = {
     "worker": ["celery", "worker", "--concurrency", "4"],
 }
 USERNAME = PASSWORD = "admin"
+TEST_HEARTBEAT_SETTINGS = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "3",
+}
 
 
 def _psql(sql: str) -> None:
@@ -104,6 +109,10 @@ class Topology:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__CORE__PARALLELISM": "8",
+                # A task whose worker died is noticed (no heartbeat) after 30 s here instead
+                # of production's 300 s, so the chaos scenarios recover within minutes.
+                # Test topology only: users keep Airflow's defaults (docker-compose.yaml).
+                **TEST_HEARTBEAT_SETTINGS,
                 "AWS_ENDPOINT_URL": self.aws.endpoint_url,
                 "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
             }
@@ -130,16 +139,53 @@ class Topology:
         self.env = self.build_env()
         self.airflow("db", "migrate")
         self.airflow("pools", "import", str(REPO / "infra" / "airflow_pools.json"))
-        for name, args in COMPONENTS.items():
+        for name in COMPONENTS:
             if name == "worker" and self.executor != "CeleryExecutor":
                 continue
-            log = (self.home / f"{name}.log").open("w")
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+            self.start(name)
         self.wait_until_healthy()
         return self
+
+    def start(self, name: str) -> subprocess.Popen:
+        """One component as a subprocess in its own session, its output appended to its log."""
+        log = (self.home / f"{name}.log").open("a")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *COMPONENTS[name]],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        return self.processes[name]
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a component with every process it started, as when its machine dies.
+
+        Killing the process group is not enough: Airflow's task supervisor runs each task
+        in a process group of its own, which would live on and finish the task. The tree is
+        frozen (SIGSTOP) first so that nothing forks or finishes between listing and killing.
+        psutil comes with Airflow (a dependency of apache-airflow-core).
+        """
+        import psutil
+
+        root = psutil.Process(self.processes[name].pid)
+        tree: dict[int, psutil.Process] = {}
+        for _ in range(3):  # a process forked while the tree was being frozen is caught next round
+            found = [root, *root.children(recursive=True)]
+            new = [process for process in found if process.pid not in tree]
+            if not new:
+                break
+            for process in new:
+                tree[process.pid] = process
+                try:
+                    process.suspend()
+                except psutil.NoSuchProcess:
+                    pass
+        for process in tree.values():
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(list(tree.values()), timeout=10)
+        self.processes[name].wait(timeout=10)
+        return sorted(tree)
 
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import UTC, datetime, timedelta
 
-import pyarrow.parquet as pq
 import pytest
 
 from devtools.directory_sample import directory_csv
 from devtools.traffic_generator import write_raw
 from tests.conftest import REPO
+from tests.e2e.conftest import BUCKET, partitions, query_count
 
 pytestmark = pytest.mark.e2e
-BUCKET = "pipelines-data-lake"
 COVID = REPO / "sample_data" / "covid"
-
-
-def query_count(aws, table: str, key: str, value: str) -> int:
-    return sum(
-        page["Count"]
-        for page in aws.client("dynamodb").get_paginator("query").paginate(
-            TableName=table, KeyConditionExpression="#k = :v", ExpressionAttributeNames={"#k": key},
-            ExpressionAttributeValues={":v": {"S": value}}, Select="COUNT",
-        )
-    )  # fmt: skip
 
 
 def test_rest_trigger_with_a_parameter(topology, runs):
@@ -88,19 +76,6 @@ def test_event_driven_run_from_an_s3_put(topology, runs):
     assert finished and all(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in finished)
 
 
-def _partitions(aws) -> dict[tuple, tuple[int, int]]:
-    s3, found = aws.client("s3"), {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="traffic/transformed/"):
-        for obj in page.get("Contents", []):
-            key = tuple(p.split("=")[1] for p in obj["Key"].split("/")[2:-1])
-            rows = pq.read_metadata(
-                io.BytesIO(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-            ).num_rows
-            files, total = found.get(key, (0, 0))
-            found[key] = (files + 1, total + rows)
-    return found
-
-
 def _backfill(topology, runs, start: str, end: str, reprocess: str) -> float:
     began = datetime.now(UTC)
     result = topology.airflow(
@@ -143,13 +118,13 @@ def test_backfill_writes_each_day_once_and_deferrable_tasks_wait_in_the_triggere
     since = _backfill(topology, runs, days[0], days[-1], "none")
     finished = _wait_backfill(runs, days, since, deferred)
     assert all(r["state"] == "success" for r in finished), [(r["logical_date"], r["state"]) for r in finished]
-    first = _partitions(topology.aws)
+    first = partitions(topology.aws)
     assert len(first) == 7 * 24 and {files for files, _rows in first.values()} == {1}
     # deferrable operators were DEFERRED: held by the triggerer, not a worker slot
-    assert deferred & {"crawl_raw", "crawl_transformed", "process_chunk.insert_chunk", "count_rows",
+    assert deferred & {"crawl_raw", "crawl_transformed", "process_chunk.insert_chunk", "write_chunk", "count_rows",
                        "wait_for_late_events", "create_raw_table", "create_target_table"}, deferred  # fmt: skip
 
     since = _backfill(topology, runs, days[3], days[5], "completed")
     again = _wait_backfill(runs, days[3:6], since, deferred)
     assert all(r["state"] == "success" for r in again)
-    assert _partitions(topology.aws) == first  # same partitions, one file each, same row counts
+    assert partitions(topology.aws) == first  # same partitions, one file each, same row counts

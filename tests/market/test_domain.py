@@ -9,7 +9,15 @@ from decimal import Decimal
 import pytest
 
 from devtools.fake_esi import FakeEsi
-from pipelines.market.domain import PageValidationError, aggregate, merge_all, to_items, validate_order
+from pipelines.market.domain import (
+    DeletionGuardError,
+    PageValidationError,
+    aggregate,
+    merge_all,
+    stale_types,
+    to_items,
+    validate_order,
+)
 from tests.conftest import REPO
 
 REAL = json.loads(
@@ -78,3 +86,23 @@ def test_bad_orders_name_page_and_field(order, message):
     with pytest.raises(PageValidationError) as error:
         validate_order(order, 3, 7)
     assert str(error.value) == message
+
+
+def test_stale_types_are_those_gone_from_the_market():
+    stored = [str(t) for t in range(100)]
+    assert stale_types(1, stored, [str(t) for t in range(5, 100)], max_share=0.1) == ["0", "1", "2", "3", "4"]
+    assert stale_types(1, [], ["1"], max_share=0.0) == []  # a first run deletes nothing
+
+
+def test_deleting_more_than_the_allowed_share_is_refused_unless_overridden():
+    stored = [str(t) for t in range(100)]
+    current = [str(t) for t in range(11, 100)]  # 11 of 100 gone: over 10%
+    with pytest.raises(DeletionGuardError) as refused:
+        stale_types(10000002, stored, current, max_share=0.1)
+    assert str(refused.value).startswith(
+        "region 10000002: this run would delete 11 of the 100 stored types (11.0%), more than the 10%"
+    )
+    assert len(stale_types(10000002, stored, current, max_share=0.1, allow_large_delete=True)) == 11
+    assert len(stale_types(10000002, stored, current, max_share=0.11)) == 11
+    with pytest.raises(DeletionGuardError):
+        stale_types(10000002, stored, [], max_share=0.1)  # an empty market would wipe the region

@@ -107,17 +107,98 @@ def test_a_large_region_is_shared_by_mapped_download_tasks_with_the_same_result(
             assert got[type_id].get(name) == item.get(name), (type_id, name)
 
 
-def test_a_snapshot_rollover_in_a_split_region_fails_clearly_and_writes_nothing(airflow_db, aws, esi, capfd):
-    esi(pages=25, rollover_after=12)
-    result = run({"pages_per_task": 10, "concurrency": 2})
+def _reference_items(pages: int, snapshot: int) -> dict[str, dict]:
+    from pipelines.market.domain import aggregate, to_items
+
+    reference = FakeEsi(pages=pages, seed=3)
+    orders = [o for page in range(1, pages + 1) for o in reference.orders(REGION, page, snapshot)]
+    return {i["type_id"]: i for i in to_items(REGION, aggregate(orders), "")}
+
+
+def test_a_snapshot_rollover_in_a_split_region_is_retried_and_loads_one_snapshot(airflow_db, aws, esi):
+    # page 1 and share 0 (pages 2-11) get snapshot 0; ESI replaces it during share 1
+    server = esi(pages=25, rollover_after=12)
+    result = run_dag(
+        load_dag("market_orders"),
+        conf={"region_id": REGION, "concurrency": 2, "pages_per_task": 10, "snapshot_margin_seconds": 0},
+        retries=2,
+    )
+    assert result.state == "success"
+    tries = {ti.map_index: ti.try_number for ti in task_instances(result) if ti.task_id == "download_pages"}
+    assert tries[0] == 1 and tries[1] > 1 and tries[2] > 1  # the shares that met snapshot 1 were retried
+    got = items(aws)
+    assert {item["last_modified"] for item in got.values()} == {"Wed, 01 May 2024 12:05:00 GMT"}
+    expected = _reference_items(25, snapshot=1)  # every page of the newer snapshot, none of the old
+    assert got.keys() == expected.keys()
+    for type_id, item in expected.items():
+        for name in ("sell_volume", "buy_volume", "sell_orders", "buy_orders", "min_sell_price"):
+            assert got[type_id].get(name) == item.get(name), (type_id, name)
+    assert server.requests > 25
+
+
+def _populated(aws, esi) -> dict[str, dict]:
+    """The table after a clean run: what a hostile answer must leave untouched."""
+    clean = esi()
+    assert run().state == "success"
+    clean.stop()
+    before = items(aws)
+    assert len(before) > 500
+    return before
+
+
+@pytest.mark.parametrize(
+    ("hostile", "message"),
+    [
+        ({"pages": 1, "malformed_pages": {1: "[]"}}, f"region {REGION}: page 1 is an empty array"),
+        ({"omit_headers": {"X-Pages"}}, f"region {REGION}: page 1 came without the X-Pages header"),
+        (
+            {"omit_headers": {"Last-Modified"}},
+            f"region {REGION}: page 1 came without the Last-Modified header",
+        ),
+    ],
+    ids=["empty-page-1", "no-x-pages", "no-last-modified"],
+)
+def test_an_empty_or_headerless_answer_fails_fast_and_deletes_nothing(
+    airflow_db, aws, esi, capfd, hostile, message
+):
+    before = _populated(aws, esi)
+    capfd.readouterr()
+    esi(**hostile)
+    result = run({"allow_large_delete": True})  # even overridden: this is a fault, not a smaller market
     assert result.state == "failed"
+    assert message in "".join(capfd.readouterr())
+    states = {ti.task_id: ti.state for ti in task_instances(result)}
+    assert states["plan_download"] == "failed" and states["load"] != "success"
+    assert items(aws) == before
+
+
+def test_a_run_deleting_too_many_types_is_refused_unless_overridden(airflow_db, aws, esi, capfd):
+    before = _populated(aws, esi)
+    capfd.readouterr()
+    esi(pages=1)  # a truncated market: one page where there were six
+    expected = _reference_items(1, snapshot=0)
+    assert len(before) - len(expected) > 0.1 * len(before)
+    assert run().state == "failed"
     output = "".join(capfd.readouterr())
-    assert "ESI replaced the snapshot while the region was split across tasks" in output
-    assert items(aws) == {}
+    gone = len(before.keys() - expected.keys())
+    assert f"region {REGION}: this run would delete {gone} of the {len(before)} stored types" in output
+    assert '{"allow_large_delete": true}' in output
+    assert items(aws) == before  # nothing written, nothing deleted
+
+    assert run({"max_delete_share": 0.9}).state == "success"  # the share is a parameter
+    assert items(aws).keys() == expected.keys()
+
+
+def test_the_override_param_lets_a_large_deletion_through(airflow_db, aws, esi):
+    _populated(aws, esi)
+    esi(pages=1)
+    assert run({"allow_large_delete": True}).state == "success"
+    assert items(aws).keys() == _reference_items(1, snapshot=0).keys()
 
 
 def test_types_gone_from_the_market_are_deleted(airflow_db, aws, esi):
     esi()
+    assert run().state == "success"  # a region's types stored; one more will vanish from its market
     aws.client("dynamodb").put_item(
         TableName="market_orders", Item={"region_id": {"S": str(REGION)}, "type_id": {"S": "999999"}}
     )
@@ -152,7 +233,17 @@ def test_an_unknown_region_fails_with_a_clear_message(airflow_db, aws, esi, capf
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("region_id", 5), ("region_id", "abc"), ("concurrency", 0), ("concurrency", 65)]
+    ("name", "value"),
+    [
+        ("region_id", 5),
+        ("region_id", "abc"),
+        ("concurrency", 0),
+        ("concurrency", 65),
+        ("max_delete_share", 1.5),
+        ("max_delete_share", -0.1),
+        ("allow_large_delete", "yes"),
+        ("snapshot_margin_seconds", 600),
+    ],  # fmt: skip
 )
 def test_invalid_params_are_refused_naming_the_param(name, value):
     from airflow.sdk.exceptions import ParamValidationError

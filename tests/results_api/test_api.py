@@ -371,9 +371,9 @@ def test_the_openapi_document_describes_every_endpoint_its_parameters_and_the_au
     }
     assert document["servers"] == [{"url": "/results"}]
     covid = document["paths"]["/api/covid"]["get"]
-    assert {p["name"] for p in covid["parameters"]} == {"granularity", "from", "to"}
+    assert {p["name"] for p in covid["parameters"]} == {"granularity", "from", "to", "format"}
     market = document["paths"]["/api/market/{region_id}"]["get"]
-    assert {p["name"] for p in market["parameters"]} == {"region_id", "top", "sort", "order"}
+    assert {p["name"] for p in market["parameters"]} == {"region_id", "top", "sort", "order", "format"}
     assert "404" in document["paths"]["/api/departments/{department}"]["get"]["responses"]
     assert {"HTTPBearer", "OAuth2PasswordBearer"} <= set(document["components"]["securitySchemes"])
     assert all(operation["get"].get("security") for operation in document["paths"].values())

@@ -135,3 +135,32 @@ def to_items(
         item.update({k: v for k, v in optional.items() if v is not None})
         items.append(item)
     return items
+
+
+class DeletionGuardError(ValueError):
+    """A run would delete more of a region's types than it may: the source is suspect."""
+
+
+def stale_types(
+    region_id: int,
+    stored: Iterable[str],
+    current: Iterable[str],
+    max_share: float,
+    allow_large_delete: bool = False,
+) -> list[str]:
+    """The region's stored types no longer on its market, refused when they are too many.
+
+    A market loses a few types an hour; losing more than ``max_share`` of them at once is
+    far likelier a truncated answer than a real market, so the run fails before writing
+    anything unless it was given ``allow_large_delete``.
+    """
+    stored, current = set(stored), set(current)
+    stale = sorted(stored - current, key=lambda type_id: (len(type_id), type_id))
+    if stale and not allow_large_delete and len(stale) > max_share * len(stored):
+        raise DeletionGuardError(
+            f"region {region_id}: this run would delete {len(stale)} of the {len(stored)} stored types "
+            f"({len(stale) / len(stored):.1%}), more than the {max_share:.0%} one run may delete; a "
+            "market that shrinks this much is suspect, so nothing was written. If it really did, "
+            'trigger the run with {"allow_large_delete": true}'
+        )
+    return stale

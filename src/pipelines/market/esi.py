@@ -6,8 +6,14 @@
   exponential backoff and jitter, honouring ``Retry-After``.
 * ``X-ESI-Error-Limit-Remain``/``-Reset`` are tracked: when few errors are left, requests
   wait for the window to reset instead of burning the budget (ESI bans clients that do).
-* Every page must carry the first page's ``Last-Modified``; when ESI replaces the
-  snapshot mid-download the download restarts (bounded), else fails clearly.
+* Page 1 must be a non-empty array with ``X-Pages`` and ``Last-Modified``: an empty or
+  header-less answer would look like a region whose market vanished (SuspectAnswerError).
+* Pinning a snapshot (``pin``) waits for the next one when the current one expires
+  (``Expires``) sooner than a margin: a download should not start on a snapshot ESI is
+  about to replace.
+* Every page must carry the pinned ``Last-Modified``; when ESI replaces the snapshot
+  mid-download, SnapshotChangedError (a whole download restarts, bounded; a share of a
+  split region is retried by Airflow on the new snapshot).
 * Each page goes to the sink as it arrives (the DAG writes it to S3): pages are never
   all held in memory.
 """
@@ -15,10 +21,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = {420, 429, 500, 502, 503, 504}
 ERROR_LIMIT_MARGIN = 5
 MAX_SNAPSHOT_RESTARTS = 3
+MAX_PIN_WAITS = 3
+LONGEST_SNAPSHOT_WAIT = 330.0  # ESI replaces its market snapshot every 300 s
 
 
 class EsiError(RuntimeError):
@@ -41,6 +52,10 @@ class UnknownRegionError(EsiError):
 
 class SnapshotChangedError(EsiError):
     pass
+
+
+class SuspectAnswerError(EsiError):
+    """ESI answered without what every real answer carries: taken as a fault, never as data."""
 
 
 class RetryableResponse(EsiError):
@@ -57,6 +72,21 @@ class Snapshot:
     region_id: int
     pages: int
     last_modified: str
+    expires: str = ""
+
+    def seconds_left(self, now: datetime | None = None) -> float | None:
+        """Until ESI replaces this snapshot (its ``Expires``); None when it did not say."""
+        if not self.expires:
+            return None
+        try:
+            expires = parsedate_to_datetime(self.expires)
+        except (TypeError, ValueError):
+            return None
+        return (expires - (now or datetime.now(UTC))).total_seconds()
+
+
+def snapshot_time(last_modified: str) -> datetime:
+    return parsedate_to_datetime(last_modified)
 
 
 class ErrorBudget:
@@ -145,30 +175,59 @@ class EsiClient:
                 f"region {region_id}: the market snapshot changed during each of {MAX_SNAPSHOT_RESTARTS} downloads"
             )
 
-    async def first_page(self, region_id: int, sink: Sink) -> Snapshot:
-        """Page 1 through the sink; its headers pin the snapshot and give the page count."""
-        async with self._http() as client:
-            return await self._first_page(client, region_id, sink)
+    async def pin(self, region_id: int, sink: Sink, margin: float = 0.0) -> Snapshot:
+        """Page 1 through the sink; its headers pin the snapshot and give the page count.
 
-    async def download_range(self, snapshot: Snapshot, first: int, last: int, sink: Sink) -> None:
-        """Pages ``first..last`` of a pinned snapshot: one worker's share of a split region.
+        When ESI replaces the snapshot in less than ``margin`` seconds (``Expires``), wait
+        for the next one first: pages would otherwise change under the download. An
+        ``Expires`` already past (a clock apart from ESI's) cannot be waited for: used as is.
+        """
+        async with self._http() as client:
+            for _ in range(MAX_PIN_WAITS):
+                snapshot = await self._first_page(client, region_id, sink)
+                left = snapshot.seconds_left()
+                if left is None or left <= 0 or left >= margin:
+                    return snapshot
+                wait = min(left + 1.0, LONGEST_SNAPSHOT_WAIT)
+                log.info("region %s: snapshot %s is replaced in %.0fs (< %ss): waiting for the next one",
+                         region_id, snapshot.last_modified, left, margin)  # fmt: skip
+                await asyncio.sleep(wait)
+            return snapshot
+
+    async def first_page(self, region_id: int, sink: Sink) -> Snapshot:
+        return await self.pin(region_id, sink)
+
+    async def download_pages(self, snapshot: Snapshot, pages: Iterable[int], sink: Sink) -> None:
+        """The given pages of a pinned snapshot (one worker's share of a split region).
 
         A page from another snapshot raises SnapshotChangedError: the other shares hold the
         pinned one, so this share cannot restart on its own.
         """
         async with self._http() as client:
-            await self._fetch_pages(client, snapshot.region_id, range(first, last + 1), snapshot, sink)
+            await self._fetch_pages(client, snapshot.region_id, pages, snapshot, sink)
+
+    async def download_range(self, snapshot: Snapshot, first: int, last: int, sink: Sink) -> None:
+        await self.download_pages(snapshot, range(first, last + 1), sink)
 
     async def _first_page(self, client: httpx.AsyncClient, region_id: int, sink: Sink) -> Snapshot:
         first = await self.get_page(client, region_id, 1)
         snapshot = Snapshot(
-            region_id, int(first.headers.get("X-Pages", "1")), first.headers.get("Last-Modified", "")
+            region_id,
+            _page_count(first, region_id),
+            _required_header(first, "Last-Modified", region_id),
+            first.headers.get("Expires", ""),
         )
+        _require_orders(first, region_id)
         await sink(1, first.content, snapshot.last_modified)
         return snapshot
 
     async def _fetch_pages(
-        self, client: httpx.AsyncClient, region_id: int, pages: range, snapshot: Snapshot, sink: Sink
+        self,
+        client: httpx.AsyncClient,
+        region_id: int,
+        pages: Iterable[int],
+        snapshot: Snapshot,
+        sink: Sink,
     ) -> None:
         semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -190,6 +249,42 @@ class EsiClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+
+def _required_header(response: httpx.Response, name: str, region_id: int) -> str:
+    value = response.headers.get(name, "").strip()
+    if not value:
+        raise SuspectAnswerError(
+            f"region {region_id}: page 1 came without the {name} header; refusing to plan from it "
+            "(nothing was changed)"
+        )
+    return value
+
+
+def _page_count(response: httpx.Response, region_id: int) -> int:
+    raw = _required_header(response, "X-Pages", region_id)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SuspectAnswerError(
+            f"region {region_id}: page 1 has X-Pages {raw!r}, expected a positive integer"
+        )
+    return int(raw)
+
+
+def _require_orders(response: httpx.Response, region_id: int) -> None:
+    """Page 1 with no order at all: a fault on ESI's side far more often than a dead market.
+
+    Loading it would delete every type of the region. A body that is not JSON is left to
+    the page validation, which names the page.
+    """
+    try:
+        orders = json.loads(response.content)
+    except ValueError:
+        return
+    if orders == []:
+        raise SuspectAnswerError(
+            f"region {region_id}: page 1 is an empty array; refusing to take it as a region without "
+            "orders (that would delete every type of the region; nothing was changed)"
+        )
 
 
 def base_url_from_connection(conn: Any) -> str:

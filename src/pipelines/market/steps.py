@@ -17,10 +17,17 @@ from pipelines.market.domain import (
     TypeAggregate,
     aggregate,
     merge_all,
+    stale_types,
     to_items,
     validate_order,
 )
-from pipelines.market.esi import EsiClient, Snapshot, SnapshotChangedError, base_url_from_connection
+from pipelines.market.esi import (
+    EsiClient,
+    Snapshot,
+    SnapshotChangedError,
+    base_url_from_connection,
+    snapshot_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +74,27 @@ def _downloaded(snapshot: Snapshot, bucket: str) -> dict[str, Any]:
     }
 
 
-def plan_download(region_id: int, concurrency: int, pages_per_task: int, bucket: str) -> list[dict[str, Any]]:
-    """Page 1 to S3; the other pages cut into shares of at most ``pages_per_task``, one per worker.
+def _pin(client: EsiClient, region_id: int, bucket: str, margin: float) -> Snapshot:
+    return asyncio.run(client.pin(region_id, _s3_sink(bucket, region_id), margin))
+
+
+def plan_download(
+    region_id: int, concurrency: int, pages_per_task: int, bucket: str, margin: float = 0.0
+) -> list[dict[str, Any]]:
+    """Pin a snapshot (page 1 to S3); the other pages cut into shares of at most
+    ``pages_per_task``, one per worker.
 
     There is always at least one share (possibly empty): a mapped task over an empty list
     would skip everything downstream.
     """
-    snapshot = asyncio.run(_esi_client(concurrency).first_page(region_id, _s3_sink(bucket, region_id)))
+    snapshot = _pin(_esi_client(concurrency), region_id, bucket, margin)
     starts = range(2, snapshot.pages + 1, pages_per_task) or range(2, 3)
     shares = [
-        {**_downloaded(snapshot, bucket), "first": first, "last": min(first + pages_per_task - 1, snapshot.pages)}
+        {
+            **_downloaded(snapshot, bucket),
+            "first": first,
+            "last": min(first + pages_per_task - 1, snapshot.pages),
+        }
         for first in starts
     ]
     log.info("region %s: %s pages of snapshot %s in %s share(s)", region_id, snapshot.pages,
@@ -86,19 +104,35 @@ def plan_download(region_id: int, concurrency: int, pages_per_task: int, bucket:
     return shares
 
 
-def download_share(share: dict[str, Any], concurrency: int, bucket: str) -> dict[str, Any]:
-    """One share of the pages. The sole share of a region restarts the whole download when
-    the snapshot changes; a share of a split region cannot (the others hold the old one)."""
+class SnapshotRolledOverError(SnapshotChangedError):
+    """A share of a split region met the next snapshot: retried, its retry re-pins."""
+
+
+def download_share(
+    share: dict[str, Any], concurrency: int, bucket: str, repin: bool = False, margin: float = 0.0
+) -> dict[str, Any]:
+    """One share of the pages, of the planned snapshot or, when ``repin`` (a retry after
+    ESI replaced it), of the snapshot ESI serves now; ``combine`` completes that one.
+
+    The sole share of a region restarts the whole download itself when the snapshot
+    changes; a share of a split region raises SnapshotRolledOverError, for Airflow to retry.
+    """
     client, sink = _esi_client(concurrency), _s3_sink(bucket, share["region_id"])
-    snapshot = Snapshot(share["region_id"], share["pages"], share["last_modified"])
+    if repin:
+        snapshot = _pin(client, share["region_id"], bucket, margin)
+        log.info("retry: re-pinned region %s to snapshot %s", share["region_id"], snapshot.last_modified)
+    else:
+        snapshot = Snapshot(share["region_id"], share["pages"], share["last_modified"])
+    pages = range(share["first"], min(share["last"], snapshot.pages) + 1)
     try:
-        asyncio.run(client.download_range(snapshot, share["first"], share["last"], sink))
+        asyncio.run(client.download_pages(snapshot, pages, sink))
     except SnapshotChangedError as changed:
         if share["shares"] > 1:
-            raise SnapshotChangedError(
+            raise SnapshotRolledOverError(
                 f"region {share['region_id']}, pages {share['first']}-{share['last']}: {changed}. "
-                "ESI replaced the snapshot while the region was split across tasks; the next run "
-                "downloads the new one"
+                "ESI replaced the snapshot while the region was split across tasks; the retry "
+                "downloads these pages of the new snapshot and the other shares' pages are "
+                "completed by combine"
             ) from changed
         log.warning("%s; restarting the download", changed)
         snapshot = asyncio.run(client.download(share["region_id"], sink))
@@ -107,12 +141,49 @@ def download_share(share: dict[str, Any], concurrency: int, bucket: str) -> dict
     return _downloaded(snapshot, bucket)
 
 
-def combine_shares(shares: list[dict[str, Any]]) -> dict[str, Any]:
-    """The download as a whole: every share must hold the same snapshot."""
-    snapshots = {share["last_modified"] for share in shares}
-    if len(snapshots) != 1:
-        raise SnapshotChangedError(f"the shares hold different snapshots: {sorted(snapshots)}")
-    return shares[0]
+def _stored_pages(prefix: str) -> set[int]:
+    bucket, _, key_prefix = prefix[5:].partition("/")
+    keys = s3_hook().list_keys(bucket_name=bucket, prefix=key_prefix) or []
+    return {
+        int(key.rsplit("page=", 1)[1][:5]) for key in keys if key.endswith(".jsonl.gz") and "page=" in key
+    }
+
+
+def _missing_pages(downloaded: dict[str, Any]) -> list[int]:
+    return sorted(set(range(1, downloaded["pages"] + 1)) - _stored_pages(downloaded["prefix"]))
+
+
+def combine_shares(
+    shares: list[dict[str, Any]], concurrency: int = 16, bucket: str | None = None, margin: float = 0.0
+) -> dict[str, Any]:
+    """The download as a whole: every page, 1 to ``X-Pages``, of one snapshot.
+
+    When every share holds the same snapshot and S3 holds its every page, that is it. When
+    ESI replaced the snapshot during the download (some shares were retried on the new
+    one), the newest snapshot is completed: its pages not yet in S3 are downloaded here,
+    or, when ESI has moved on again, those of the snapshot it serves now. A change during
+    that raises SnapshotChangedError, for Airflow to retry (each retry re-pins).
+    """
+    newest = max(shares, key=lambda share: snapshot_time(share["last_modified"]))
+    downloaded = {key: newest[key] for key in ("region_id", "pages", "last_modified", "prefix")}
+    missing = _missing_pages(downloaded)
+    if not missing:
+        return downloaded
+    if bucket is None:
+        raise SnapshotChangedError(f"snapshot {downloaded['last_modified']} lacks pages {missing}")
+    region_id = downloaded["region_id"]
+    client, sink = _esi_client(concurrency), _s3_sink(bucket, region_id)
+    current = _pin(client, region_id, bucket, margin)
+    if current.last_modified != downloaded["last_modified"]:
+        log.warning(
+            "region %s: ESI now serves snapshot %s; completing that one", region_id, current.last_modified
+        )
+    downloaded = _downloaded(current, bucket)
+    missing = _missing_pages(downloaded)
+    log.info("region %s: downloading %s page(s) missing from snapshot %s", region_id, len(missing),
+             current.last_modified)  # fmt: skip
+    asyncio.run(client.download_pages(current, missing, sink))
+    return downloaded
 
 
 def _page_keys(prefix: str, pages: int) -> list[str]:
@@ -147,8 +218,14 @@ def aggregate_pages(downloaded: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load(aggregated: dict[str, Any]) -> dict[str, int]:
-    """Write every type of the region, then delete the types no longer on its market."""
+def load(
+    aggregated: dict[str, Any], max_delete_share: float = 0.1, allow_large_delete: bool = False
+) -> dict[str, int]:
+    """Write every type of the region, then delete the types no longer on its market.
+
+    The deletions are planned, and the guard on their share applied, before anything is
+    written: a refused run leaves the table as it was.
+    """
     from decimal import Decimal
 
     items = json.loads(read_bytes(aggregated["items_uri"]), parse_float=Decimal)
@@ -158,11 +235,15 @@ def load(aggregated: dict[str, Any]) -> dict[str, int]:
                 item[name] = Decimal(str(item[name]))
     client = dynamodb_client()
     region = str(aggregated["region_id"])
+    stored = [k["type_id"] for k in query_keys(client, TABLE, "region_id", region, "type_id")]
+    stale = stale_types(
+        aggregated["region_id"],
+        stored,
+        (item["type_id"] for item in items),
+        max_delete_share,
+        allow_large_delete,
+    )
     written = put_items(client, TABLE, items)
-    current = {item["type_id"] for item in items}
-    stale = [
-        k for k in query_keys(client, TABLE, "region_id", region, "type_id") if k["type_id"] not in current
-    ]
-    deleted = delete_keys(client, TABLE, stale)
+    deleted = delete_keys(client, TABLE, [{"region_id": region, "type_id": type_id} for type_id in stale])
     log.info("region %s: wrote %s types, deleted %s stale", region, written, deleted)
     return {"written": written, "deleted": deleted}
