@@ -22,6 +22,7 @@ from pipelines.market.domain import (
     validate_order,
 )
 from pipelines.market.esi import (
+from pipelines.tables import MARKET_TABLE as TABLE
     EsiClient,
     Snapshot,
     SnapshotChangedError,
@@ -31,7 +32,7 @@ from pipelines.market.esi import (
 
 log = logging.getLogger(__name__)
 
-TABLE = "market_orders"
+
 
 
 def snapshot_prefix(bucket: str, region_id: int, last_modified: str) -> str:
