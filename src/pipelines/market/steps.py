@@ -22,13 +22,13 @@ from pipelines.market.domain import (
     validate_order,
 )
 from pipelines.market.esi import (
-from pipelines.tables import MARKET_TABLE as TABLE
     EsiClient,
     Snapshot,
     SnapshotChangedError,
     base_url_from_connection,
     snapshot_time,
 )
+from pipelines.tables import MARKET_TABLE as TABLE
 
 log = logging.getLogger(__name__)
 
