@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint audit bench e2e clean
+.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint audit bench e2e chaos clean
 
 venv: $(VENV)/.installed
 
@@ -72,7 +72,11 @@ bench: venv
 	$(PY) -m benchmarks
 
 e2e: venv
-	$(PY) -m pytest -m e2e tests/e2e
+	$(PY) -m pytest -m "e2e and not chaos" tests/e2e
+
+## the chaos scenarios (SIGKILLed worker, overlapping backfills) on the production topology
+chaos: venv
+	$(PY) -m pytest -m chaos tests/e2e
 
 clean:
 	rm -rf .airflow .airflow-test .demo test-output .pytest_cache
