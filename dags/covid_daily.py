@@ -1,6 +1,8 @@
 """
 ### covid_daily: NYT cases + Johns Hopkins recoveries, merged daily into DynamoDB
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/covid_daily.md`.
+
 `extract` (fetch and validate both sources, inner-join on date, stage in S3)
 -> `plan` (diff against the previous snapshot: inserts, updates, deletes)
 -> `load` (batched writes to `covid_stats`, pk `CASES`, sk the date)

@@ -1,6 +1,8 @@
 """
 ### market_orders: EVE Online market orders -> per-type aggregates in DynamoDB
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/market_orders.md`.
+
 `plan_download` (ESI through connection `esi_default`: page 1 gives `X-Pages` and the
 snapshot's `Last-Modified`; the other pages are cut into shares of `pages_per_task`)
 -> `download_pages`, mapped, one task per share (pages fetched concurrently, param

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from devtools.airflow_env import REPO, airflow_env
@@ -30,7 +31,7 @@ AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_STANDALONE_HOME", REPO / ".airflow")
 USERNAME, PASSWORD = "admin", "admin"
 # LocalExecutor forks one worker per parallelism slot: 4 fits a 2-core machine (Airflow's default is 32)
 PARALLELISM = 4
-STOP_GRACE_SECONDS = 15
+STOP_GRACE_SECONDS = 10
 FIRST_DAG = "covid_daily"
 
 
@@ -53,6 +54,9 @@ def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_p
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+            # SQLite's default 5 s busy timeout is too short on a loaded 2-core machine: the
+            # scheduler died of "database is locked" while the other components wrote
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}?timeout=60",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
             # where alert e-mails' log links point: this UI (see README "Failure e-mails")
@@ -124,16 +128,18 @@ def main() -> int:
     try:
         return _run(cleanups)
     except StopRequested as stop:
-        print(f"\n{stop}: stopped", flush=True)
+        print(f"\n{stop}: stopping everything", flush=True)
         return 0
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        started = time.monotonic()
         for cleanup in reversed(cleanups):
             try:
                 cleanup()
             except Exception as error:  # keep stopping the rest
                 print(f"cleanup failed: {error}", flush=True)
+        print(f"stopped in {time.monotonic() - started:.1f}s", flush=True)
 
 
 def _run(cleanups: list) -> int:
