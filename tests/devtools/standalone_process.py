@@ -35,7 +35,7 @@ def alive(pids: set[int]) -> set[int]:
 
 
 def start_standalone(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "AIRFLOW_STANDALONE_HOME": str(home)}
+    env = {**os.environ, "AIRFLOW_STANDALONE_HOME": str(home), "AIRFLOW_STANDALONE_PORT": "0"}
     for key in [k for k in env if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
         del env[key]  # the test session's Airflow settings are not the user's
     env.pop("AIRFLOW_HOME", None)
