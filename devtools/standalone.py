@@ -12,7 +12,7 @@ Ctrl-C, SIGTERM and SIGHUP all stop everything: ``airflow standalone`` runs in i
 process group, which gets SIGTERM, and whatever of it (the scheduler ignores SIGTERM while
 busy) still runs after ``STOP_GRACE_SECONDS`` gets SIGKILL, then the in-process servers
 stop. ``AIRFLOW_STANDALONE_HOME`` moves the Airflow home (the tests use a scratch one),
-``AIRFLOW_STANDALONE_PORT`` the UI's port (0: any free one).
+``AIRFLOW_STANDALONE_PORT`` the UI's port (0: every server on any free port).
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ STOP_GRACE_SECONDS = 10
 FIRST_DAG = "covid_daily"
 
 
+# AIRFLOW_STANDALONE_PORT=0: every server on any free port (tests that run side by side)
+ANY_FREE_PORTS = os.environ.get("AIRFLOW_STANDALONE_PORT") == "0"
+
+
 def port_or_free(preferred: int) -> int:
+    """``preferred`` if it is free, else any free port."""
+    if ANY_FREE_PORTS:
+        preferred = 0
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
@@ -154,7 +161,6 @@ def _run(cleanups: list) -> int:
     cleanups.append(stack.stop)
     smtp = SmtpCatcher(port=port_or_free(1025), echo=True).start()
     cleanups.append(smtp.stop)
-    # AIRFLOW_STANDALONE_PORT=0: any free port (tests running side by side); taken ports fall back too
     api_port = port_or_free(int(os.environ.get("AIRFLOW_STANDALONE_PORT", "8080")))
     env = standalone_env(stack.endpoint_url, smtp.port, None, api_port)
     provision(stack.endpoint_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def start_standalone(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
         [sys.executable, "-m", "devtools.standalone"], cwd=REPO, env=env,
         stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 480
+    deadline = time.monotonic() + 900  # a loaded 2-core machine: minutes to migrate and start
     url = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"standalone exited early:\n{log.read_text()[-3000:]}"
@@ -60,7 +61,8 @@ def start_standalone(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
             except (requests.RequestException, ValueError):
                 pass
         time.sleep(3)
-    proc.kill()
+    proc.send_signal(signal.SIGTERM)  # stops its process group too; a bare kill would orphan it
+    proc.wait(timeout=60)
     raise AssertionError(f"standalone did not come up healthy:\n{log.read_text()[-3000:]}")
 
 
