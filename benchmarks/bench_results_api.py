@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,18 +36,13 @@ from devtools.airflow_env import airflow_env  # noqa: E402
 from devtools.directory_sample import directory_csv  # noqa: E402
 from infra.provision import provision  # noqa: E402
 from localaws import LocalAWS  # noqa: E402
+from localaws.server import free_port  # noqa: E402
 from pipelines.aws.dynamodb import put_items  # noqa: E402
 from pipelines.directory.domain import nest  # noqa: E402
 
 TABLE = "department_directory"
 DEPARTMENTS, EMPLOYEES, REQUESTS, WARMUP = 500, 20_000, 1000, 50
 USERNAME, PASSWORD = "bench", "bench-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -3,18 +3,28 @@
 
 Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/covid_daily.md`.
 
-`extract` (fetch and validate both sources, inner-join on date, stage in S3)
--> `plan` (diff against the previous snapshot: inserts, updates, deletes)
+`extract` (fetch both sources from allowed places, validate, inner-join on date, stage in S3)
+-> `plan` (diff against the table itself, read with one paginated Query: inserts,
+updates, deletes; a suspicious shrink is refused)
 -> `load` (batched writes to `covid_stats`, pk `CASES`, sk the date)
--> `replace_snapshot` (only after every write succeeded)
 -> `notify_success` (SNS topic `covid-refresh`).
 
 A failure anywhere e-mails `alert_emails` and publishes a failure message to the same
-topic; invalid input fails at once (no retries), naming the file, row and value.
+topic saying what was written before it ("nothing written", or "12 of 40 planned writes
+applied; re-run to converge"). Invalid input fails at once (no retries), naming the file,
+row and column, never quoting the file's contents.
+
+Sources: `https://` on the hosts of Variable `covid_source_hosts` (default
+`raw.githubusercontent.com`; redirects only within the same host), `s3://<data lake
+bucket>/covid/...`, and local paths only where `PIPELINES_ALLOW_LOCAL_SOURCES=1` (offline
+and dev). At most Variable `covid_source_max_bytes` bytes (default 50 MB) per file.
 Variables `covid_cases_url` / `covid_recoveries_url`, when set, replace the params'
-defaults (a mirror of the sources, or local copies offline); a URL given when
-triggering always wins. A rerun over unchanged sources writes nothing. Params `cases_url` and
-`recoveries_url` take http(s)://, s3:// or local paths.
+defaults; a URL given when triggering always wins.
+
+Shrink guard: a plan that deletes more than 5% of the table's rows, or lowers the highest
+cumulative cases, deaths or recoveries by more than 5%, fails `plan` with the counts and
+writes nothing; trigger with `allow_shrink: true` when the sources really shrank.
+A rerun over unchanged sources writes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ NYT_US_CSV = "https://raw.githubusercontent.com/nytimes/covid-19-data/master/us.
 JHU_COMBINED_CSV = (
     "https://raw.githubusercontent.com/datasets/covid-19/main/data/time-series-19-covid-combined.csv"
 )
-SOURCE_PATTERN = r"^((https?|s3|file)://\S+|[^:\s]\S*)$"
+# The shape only; where a URL may point is checked at run time (pipelines.sources).
+SOURCE_PATTERN = r"^((https|s3|file)://\S+|/\S*)$"
 
 COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
 
@@ -51,6 +62,12 @@ COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
         "recoveries_url": Param(
             JHU_COMBINED_CSV, type="string", pattern=SOURCE_PATTERN, description="JHU combined time series"
         ),
+        "allow_shrink": Param(
+            False,
+            type="boolean",
+            description="Apply a plan even if it deletes or lowers more than 5% of covid_stats "
+            "(only when the sources really shrank)",
+        ),
     },
 )
 def covid_daily():
@@ -62,16 +79,25 @@ def covid_daily():
 
         cases_url = steps.source_url(params["cases_url"], NYT_US_CSV, "covid_cases_url")
         recoveries_url = steps.source_url(params["recoveries_url"], JHU_COMBINED_CSV, "covid_recoveries_url")
+        from pipelines.sources import SourceRefused
+
         try:
             return steps.extract(cases_url, recoveries_url, data_lake_bucket(), run_id)
-        except steps.SourceValidationError as invalid:
-            raise AirflowFailException(str(invalid)) from invalid  # bad input: retrying won't help
+        except (steps.SourceValidationError, SourceRefused) as invalid:
+            raise AirflowFailException(str(invalid)) from None  # bad input: retrying won't help
 
     @task
-    def plan(extracted: dict, run_id=None) -> dict:
+    def plan(extracted: dict, params=None, run_id=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipelines.covid import steps
 
-        return steps.plan(extracted["merged_uri"], data_lake_bucket(), run_id)
+        try:
+            return steps.plan(
+                extracted["merged_uri"], data_lake_bucket(), run_id, allow_shrink=params["allow_shrink"]
+            )
+        except steps.ShrinkRefused as refused:
+            raise AirflowFailException(str(refused)) from None  # the same sources give the same plan
 
     @task(outlets=[COVID_STATS])
     def load(planned: dict) -> dict:
@@ -80,22 +106,14 @@ def covid_daily():
         return steps.load(planned["changes_uri"])
 
     @task
-    def replace_snapshot(extracted: dict, loaded: dict) -> str:
-        from pipelines.covid import steps
-
-        return steps.replace_snapshot(extracted["merged_uri"], data_lake_bucket())
-
-    @task
-    def notify_success(extracted: dict, planned: dict, snapshot: str) -> None:
+    def notify_success(extracted: dict, planned: dict, loaded: dict) -> None:
         from pipelines.covid import steps
 
         steps.publish(*steps.success_message(extracted, planned))
 
     extracted = extract()
     planned = plan(extracted)
-    loaded = load(planned)
-    snapshot = replace_snapshot(extracted, loaded)
-    notify_success(extracted, planned, snapshot)
+    notify_success(extracted, planned, load(planned))
 
 
 covid_daily()

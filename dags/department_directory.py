@@ -9,8 +9,15 @@ starts a run that knows the object key. Manual runs take param `s3_key`; without
 key in Variable `directory_default_s3_key` (when set; `make airflow` sets it to the sample CSV).
 
 `resolve_source` (the newest of the keys the run was given)
--> `nest_and_validate` (one item per department, whole file validated before any write)
+-> `nest_and_validate` (one item per department; the whole file validated and every item
+converted to DynamoDB's wire form before any write, so a value DynamoDB cannot store
+fails here, naming file, row and column)
 -> `load` (batched writes, then departments absent from the file deleted).
+
+Types are decided per column: numeric only when every non-empty cell is a plain number
+(no sign, no leading zero), boolean only when every one is true/false, else text exactly
+as written (`+15551234567`, `02134`). Short rows and duplicate header names are refused.
+A file gone (S3 404) skips the run; any other S3 error (403, 5xx) fails it and alerts.
 
 `max_active_runs=1` keeps loads from interleaving, and a file older than one already in
 `directory/incoming/` is never applied over it: the newest wins.
@@ -24,7 +31,7 @@ from datetime import datetime
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import DIRECTORY_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 
 # The queue URL is static configuration (account and region of the deployment), read from
@@ -88,16 +95,18 @@ def department_directory():
     def nest_and_validate(source: dict, run_id=None) -> dict:
         import re
 
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from pipelines.directory.domain import DirectoryFileError
-        from pipelines.directory.steps import nest_to_staging
+        from pipelines.directory.steps import SourceGone, nest_to_staging
 
         prefix = f"s3://{source['bucket']}/directory/runs/{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}/"
         try:
             return nest_to_staging(source, prefix)
         except DirectoryFileError as invalid:
             raise AirflowFailException(str(invalid)) from invalid  # a bad file stays bad: no retries
+        except SourceGone as gone:
+            raise AirflowSkipException(str(gone)) from gone
 
     @task
     def load(source: dict, staged: dict) -> dict:

@@ -4,19 +4,21 @@
 Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/traffic_repartition.md`.
 
 `plan_chunks` (validate start/end, cut into chunks of at most 96 event hours)
--> `wait_for_late_events` (deferrable: until the range end + `max_lateness_minutes`)
+-> `wait_for_late_events` (deferrable: until the range end + `max_lateness_minutes`
+   + `delivery_margin_minutes`, the stream's buffer interval by default)
 -> `create_raw_table` / `create_target_table` (Athena DDL, IF NOT EXISTS)
--> `crawl_raw` (Glue crawler `traffic_raw_crawler`, deferrable)
--> per chunk, mapped, pool `athena`: `clear_target_partitions` (idempotency: the chunk's
-   event-hour partitions removed, files and catalog) -> `insert_chunk` (Athena INSERT INTO,
-   deferrable, reading only the raw arrival partitions it needs)
--> `crawl_transformed` (Glue crawler `traffic_transformed_crawler`, deferrable)
+-> `register_raw_partitions` (Glue catalog API: exactly the arrival-hour partitions the
+   run reads; no crawler, so a run costs what its range holds, not what history holds)
+-> per chunk, mapped, pool `traffic_chunk_writer` (one slot): `write_chunk` (one task
+   attempt stops leftover writes, clears the chunk's event-hour partitions, runs Athena
+   INSERT INTO deferred, registers what it wrote; a failed attempt leaves them empty)
 -> `count_rows` -> `log_summary` (rows per event day).
 
 A scheduled run processes the event day of its data interval; a backfill
 (`airflow backfill create`) processes each day of its range; a manual run may give
-`start`/`end` (ISO, end after start, at most 366 days). Re-running any range leaves
-the same data.
+`start`/`end` (ISO date or date-time, a date meaning midnight UTC; end after start, at
+most 366 days). Re-running any range, or running overlapping ranges at once, leaves the
+same data.
 """
 
 from __future__ import annotations
@@ -25,33 +27,42 @@ from datetime import datetime
 from pathlib import Path
 
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
-from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task, task_group
+from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
-from pipelines.config import ATHENA_RESULTS_TEMPLATE, AWS_CONN_ID
+from pipelines.config import ATHENA_RESULTS_TEMPLATE, DATA_LAKE_BUCKET_TEMPLATE
+from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
+from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
-CRAWLER_ROLE = "{{ var.value.get('glue_crawler_role', 'glue-crawler-traffic') }}"
 ATHENA = {"database": "traffic", "output_location": ATHENA_RESULTS_TEMPLATE, "aws_conn_id": AWS_CONN_ID,
           "deferrable": True, "sleep_time": 2}  # fmt: skip
-CRAWLER = {
-    "aws_conn_id": AWS_CONN_ID,
-    "deferrable": True,
-    "poll_interval": 2,
-    "fail_on_already_running": False,
+# `start`/`end`: an ISO date (midnight UTC) or date-time. Airflow's trigger form picks its
+# widget from the top-level "type"/"format" only (it ignores anyOf), and a top-level
+# "format" would be checked against every value. Under draft-07, keywords beside "$ref"
+# are ignored by validation, so the top-level format is only the form's hint (a
+# date-time picker) while values are validated by the referenced anyOf (date or
+# date-time). tests/traffic/test_params.py holds both halves to this.
+ISO_MOMENT_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "definitions": {
+        "iso_date_or_time": {
+            "anyOf": [
+                {"type": "null"},
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ]
+        }
+    },
+    "$ref": "#/definitions/iso_date_or_time",
 }
 
 
-def _crawler(name: str, table: str) -> dict:
-    return {
-        "Name": name,
-        "Role": CRAWLER_ROLE,
-        "DatabaseName": "traffic",
-        "Targets": {"CatalogTargets": [{"DatabaseName": "traffic", "Tables": [table]}]},
-        "SchemaChangePolicy": {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"},
-    }
+def iso_moment_param(description: str) -> Param:
+    return Param(None, type=["null", "string"], format="date-time", description=description,
+                 **ISO_MOMENT_SCHEMA)  # fmt: skip
 
 
 @dag(
@@ -67,16 +78,20 @@ def _crawler(name: str, table: str) -> dict:
     tags=["traffic", "athena", "glue"],
     doc_md=__doc__,
     params={
-        "start": Param(
-            None, type=["null", "string"], format="date-time", description="Event time from (ISO), with end"
-        ),
-        "end": Param(
-            None, type=["null", "string"], format="date-time", description="Event time to (ISO, exclusive)"
-        ),
+        "start": iso_moment_param("Event time from: ISO date (midnight UTC) or date-time; with end"),
+        "end": iso_moment_param("Event time to (exclusive): ISO date (midnight UTC) or date-time"),
         "measuring_points": Param(
             None, type=["null", "array"], items={"type": "integer"}, description="unieke_id filter"
         ),
         "max_lateness_minutes": Param(120, type="integer", minimum=0, maximum=1440),
+        "delivery_margin_minutes": Param(
+            DEFAULT_DELIVERY_MARGIN_MINUTES,
+            type="integer",
+            minimum=0,
+            maximum=60,
+            description="Added to ready_at: how long after an hour its last raw object may land "
+            "(default: the Firehose stream's buffer interval)",
+        ),
         "chunk_hours": Param(
             96, type="integer", minimum=1, maximum=96, description="Event hours per Athena query"
         ),
@@ -104,36 +119,18 @@ def traffic_repartition():
     create_target_table = AthenaOperator(
         task_id="create_target_table", query="traffic/create_target_table.sql", **ATHENA
     )
-    crawl_raw = GlueCrawlerOperator(
-        task_id="crawl_raw", config=_crawler("traffic_raw_crawler", "raw_events"), **CRAWLER
-    )
 
-    @task_group
-    def process_chunk(chunk: dict):
-        @task
-        def clear_target_partitions(chunk: dict) -> int:
-            from pipelines.config import data_lake_bucket
-            from pipelines.traffic.steps import clear_target_partitions as clear
+    @task
+    def register_raw_partitions(planned: dict) -> int:
+        from pipelines.config import data_lake_bucket
+        from pipelines.traffic.lake import register_raw_partitions as register
 
-            return clear(chunk, data_lake_bucket())
+        return register(planned["chunks"], data_lake_bucket(), AWS_CONN_ID)
 
-        @task
-        def render_insert_sql(chunk: dict) -> str:
-            from pipelines.traffic.steps import render_insert_sql as render
-
-            return render(chunk)
-
-        insert_chunk = AthenaOperator(
-            task_id="insert_chunk", query=render_insert_sql(chunk), pool="athena", **ATHENA
-        )
-        clear_target_partitions(chunk) >> insert_chunk
-
-    chunks = process_chunk.expand(chunk=chunk_list(planned))
-    crawl_transformed = GlueCrawlerOperator(
-        task_id="crawl_transformed",
-        config=_crawler("traffic_transformed_crawler", "events_by_event_time"),
-        **CRAWLER,
-    )
+    raw_partitions = register_raw_partitions(planned)
+    chunks = WriteChunkOperator.partial(
+        task_id="write_chunk", pool=CHUNK_WRITER_POOL, bucket=DATA_LAKE_BUCKET_TEMPLATE, **ATHENA
+    ).expand(chunk=chunk_list(planned))
     count_rows = AthenaOperator(task_id="count_rows", query="traffic/rows_per_day.sql", **ATHENA)
 
     @task
@@ -145,8 +142,8 @@ def traffic_repartition():
             print(f"event day {day}: {rows} rows")
         return summary
 
-    chain(planned, wait_for_late_events, [create_raw_table, create_target_table], crawl_raw, chunks)
-    chain(chunks, crawl_transformed, count_rows)
+    chain(planned, wait_for_late_events, [create_raw_table, create_target_table], raw_partitions, chunks)
+    chain(chunks, count_rows)
     log_summary(count_rows.output)
 
 

@@ -1,32 +1,41 @@
 """The results API and dashboard: a FastAPI app the Airflow api-server mounts under ``/results``.
 
-    GET /results/api/covid?granularity=daily|weekly|monthly&from=YYYY-MM-DD&to=YYYY-MM-DD
+    GET /results/api/covid?granularity=daily|weekly|monthly&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]
+    GET /results/api/departments?prefix=Eng&limit=20&cursor=...   names, paginated
     GET /results/api/departments/{department}
-    GET /results/api/market/{region_id}?top=N&sort=sell_volume|buy_volume|...&order=desc|asc
+    GET /results/api/market/{region_id}?top=N&sort=sell_volume|buy_volume|...&order=desc|asc[&format=csv]
     GET /results/api/market/{region_id}/{type_id}
     GET /results/dashboard             the page (charts by the bundled uPlot, no CDN)
     GET /results/openapi.json          this API's OpenAPI document
 
-Every route but the OpenAPI document (public, like Airflow's own) needs an Airflow token:
-see ``results_api.auth``. Paths in the page are relative, so the app works under any
-``[api] base_url`` and inside the Airflow UI's plugin iframe.
+Every route but the OpenAPI document (public, like Airflow's own) needs an Airflow token,
+and each data route also the auth manager's leave to read the DAG that writes its data
+(``RESULT_WRITERS``): see ``results_api.auth``. Paths in the page are relative, so the app
+works under any ``[api] base_url`` and inside the Airflow UI's plugin iframe.
+
+Every successful read carries an ``ETag`` (a hash of the body) and ``Cache-Control:
+private, max-age=60, must-revalidate``: private because what a user may read depends on
+the user; a repeated request with ``If-None-Match`` gets ``304 Not Modified``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import html
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from results_api.auth import BearerCredentials, airflow_user, authenticate, login_url
+from results_api.auth import BearerCredentials, airflow_user, authenticate, dag_reader, login_url
 from results_api.domain import (
     DEPARTMENT_MAX_LENGTH,
     MARKET_TOP_MAX,
@@ -37,13 +46,17 @@ from results_api.domain import (
     MarketSort,
     SortOrder,
     covid_changes,
+    covid_csv,
+    market_csv,
     plain_json,
     rank_market_types,
     validate_date_range,
 )
+from results_api.freshness import last_loaded
 from results_api.models import (
     CovidChanges,
     Department,
+    DepartmentList,
     ErrorMessage,
     MarketRegion,
     MarketType,
@@ -63,11 +76,40 @@ DASHBOARD_CSP = (
     "connect-src 'self'; frame-ancestors 'self'"
 )
 
+# Which DAG writes the data each group of endpoints serves: reading it is reading that DAG.
+RESULT_WRITERS = {"covid": "covid_daily", "directory": "department_directory", "market": "market_orders"}
+
 StoreDep = Annotated[ResultsStore, Depends(default_store)]
 RegionId = Annotated[
     int, PathParam(ge=REGION_ID_MIN, le=REGION_ID_MAX, description="EVE region id, e.g. 10000002")
 ]
 NOT_FOUND = {404: {"model": ErrorMessage}}
+CSV_RESPONSE = {200: {"content": {"text/csv": {}}}}
+Format = Annotated[Literal["json", "csv"], Query(description="json, or csv: what the dashboard shows")]
+READ_CACHE_CONTROL = "private, max-age=60, must-revalidate"
+DEPARTMENT_PAGE_MAX = 100
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(
+        body, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+def _encode_cursor(name: str | None) -> str | None:
+    return None if name is None else base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "cursor"), "msg": "not a cursor this API gave",
+              "input": cursor}]
+        ) from error  # fmt: skip
 
 
 def _static_files() -> dict[str, Path]:
@@ -93,7 +135,24 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     api = Depends(airflow_user)
+    readers = {data: Depends(dag_reader(dag_id)) for data, dag_id in RESULT_WRITERS.items()}
     static_files = _static_files()
+
+    @app.middleware("http")
+    async def etag_and_cache_control(request: Request, call_next):
+        """Validators on successful API reads: ETag from the body, 304 on If-None-Match."""
+        response = await call_next(request)
+        if request.method != "GET" or response.status_code != 200 or "/api/" not in request.url.path:
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        tag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        headers.update({"ETag": tag, "Cache-Control": READ_CACHE_CONTROL, "Vary": "Authorization, Cookie"})
+        sent = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+        if tag in sent or "*" in sent:
+            headers.pop("content-type", None)
+            return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(body, status_code=200, headers=headers)
 
     @app.exception_handler(ClientError)
     @app.exception_handler(BotoCoreError)
@@ -107,7 +166,8 @@ def create_app() -> FastAPI:
     @app.get(
         "/api/covid",
         response_model=CovidChanges,
-        dependencies=[api],
+        responses=CSV_RESPONSE,
+        dependencies=[readers["covid"]],
         tags=["covid"],
         summary="New cases, deaths and recoveries per day, ISO week or month",
     )
@@ -116,10 +176,14 @@ def create_app() -> FastAPI:
         granularity: Annotated[Granularity, Query()] = Granularity.DAILY,
         first: Annotated[date | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
         last: Annotated[date | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
-    ) -> dict[str, Any]:
+        format: Format = "json",
+    ) -> Any:
         """Derived from the cumulative rows of `covid_stats`: a day's figure is its total minus
         the previous stored day's; weeks (ISO, Monday first) and months are sums of those daily
-        differences, restricted to days in [from, to]. Negative differences are reported as is."""
+        differences, restricted to days in [from, to]. Negative differences (revisions) are
+        reported as is; a series that drops to zero after being positive is a gap of the source
+        (null, listed in `gaps`), not a negative change. The series' first stored day counts
+        from zero (`first_day`); weeks and months not covered whole are `complete: false`."""
         try:
             validate_date_range(first, last)
         except ValueError as error:
@@ -127,19 +191,45 @@ def create_app() -> FastAPI:
                 [{"type": "value_error", "loc": ("query", "to"), "msg": str(error), "input": str(last)}]
             ) from error
         baseline, days = store.covid_days(first, last)
-        # Without a stored day before the range, the first day in it is the reference.
-        reference = baseline or (days[0] if days else None)
+        periods = covid_changes(days, baseline, granularity)
+        if format == "csv":
+            return _csv(covid_csv(periods), f"covid_{granularity}.csv")
         return {
             "granularity": granularity,
-            "baseline_day": reference.day if reference else None,
-            "periods": covid_changes(days, baseline, granularity),
+            # without a stored day before the range, the series starts in it: counted from zero
+            "baseline_day": baseline.day if baseline else None,
+            "periods": periods,
+            "data_as_of": last_loaded(RESULT_WRITERS["covid"]),
+        }
+
+    @app.get(
+        "/api/departments",
+        response_model=DepartmentList,
+        dependencies=[readers["directory"]],
+        tags=["directory"],
+        summary="Department names by prefix, in order, a page at a time",
+    )
+    def departments(
+        store: StoreDep,
+        prefix: Annotated[
+            str, Query(max_length=DEPARTMENT_MAX_LENGTH, description="Names starting with")
+        ] = "",
+        limit: Annotated[int, Query(ge=1, le=DEPARTMENT_PAGE_MAX)] = 20,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    ) -> dict[str, Any]:
+        """One Query on the table's `department_names` index (begins_with), never a Scan."""
+        names, last_name = store.departments(prefix, limit, _decode_cursor(cursor))
+        return {
+            "departments": names,
+            "next_cursor": _encode_cursor(last_name),
+            "data_as_of": last_loaded(RESULT_WRITERS["directory"]),
         }
 
     @app.get(
         "/api/departments/{department:path}",
         response_model=Department,
         responses=NOT_FOUND,
-        dependencies=[api],
+        dependencies=[readers["directory"]],
         tags=["directory"],
         summary="A department's nested record",
     )
@@ -159,8 +249,8 @@ def create_app() -> FastAPI:
     @app.get(
         "/api/market/{region_id}",
         response_model=MarketRegion,
-        responses=NOT_FOUND,
-        dependencies=[api],
+        responses={**NOT_FOUND, **CSV_RESPONSE},
+        dependencies=[readers["market"]],
         tags=["market"],
         summary="A region's top item types by one aggregate",
     )
@@ -170,12 +260,16 @@ def create_app() -> FastAPI:
         top: Annotated[int, Query(ge=1, le=MARKET_TOP_MAX, description="How many types")] = 10,
         sort: Annotated[MarketSort, Query()] = MarketSort.SELL_VOLUME,
         order: Annotated[SortOrder, Query()] = SortOrder.DESC,
-    ) -> dict[str, Any]:
+        format: Format = "json",
+    ) -> Any:
         items = store.market_types(region_id)
         if not items:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no market data for region {region_id}")
         ranked = rank_market_types(items, sort, top, order)
+        if format == "csv":
+            return _csv(market_csv(plain_json(ranked)), f"market_{region_id}_{sort}.csv")
         return {
+            "data_as_of": last_loaded(RESULT_WRITERS["market"]),
             "region_id": region_id,
             "sort": sort,
             "order": order,
@@ -187,7 +281,7 @@ def create_app() -> FastAPI:
         "/api/market/{region_id}/{type_id}",
         response_model=MarketType,
         responses=NOT_FOUND,
-        dependencies=[api],
+        dependencies=[readers["market"]],
         tags=["market"],
         summary="One type's aggregates on a region's market",
     )

@@ -3,17 +3,21 @@
 * COVID: ``covid_stats`` holds cumulative totals per day; the API answers new cases,
   deaths and recoveries per day, ISO week or calendar month. A day's change is its total
   minus the total of the previous stored day. Weeks and months are sums of those daily
-  changes, so every granularity adds up to the same overall change. A negative change
-  (upstream revised a total down; JHU's US recoveries fall to 0 on 2020-12-14) is
-  reported as it is: clipping it would make the sums disagree with the totals.
+  changes. A negative change (upstream revised a total down) is reported as it is. A
+  cumulative series that drops to zero after being positive (JHU's US recoveries from
+  2020-12-14) has stopped being reported: those days are missing, not a negative change.
+  The series' first stored day is counted from zero and flagged; weeks and months that
+  the data do not cover whole are flagged partial.
 * Market: ranking the types of a region by one of the aggregates the pipeline wrote.
 * DynamoDB numbers arrive as ``Decimal``; ``plain_json`` turns them into JSON numbers.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -60,46 +64,89 @@ class CumulativeDay:
     recoveries: int
 
 
+METRICS = ("cases", "deaths", "recoveries")
+
+
 @dataclass(frozen=True)
 class PeriodChange:
-    """New cases/deaths/recoveries over one period, from the stored days inside it."""
+    """New cases/deaths/recoveries over one period, from the stored days inside it.
+
+    A figure is ``None`` when every day of the period falls in a gap of that source (see
+    :func:`daily_changes`); ``gaps`` names the metrics with at least one such day, whose
+    sums therefore leave those days out. ``complete`` is False for a week or month that the
+    stored days (or the requested range) do not cover whole, e.g. the current one.
+    ``first_day`` marks the period holding the first stored day of the series, whose change
+    is counted from zero (its own totals).
+    """
 
     period: str  # "2020-03-02" (daily), "2020-W10" (ISO week), "2020-03" (month)
     start: date  # the first stored day counted in this period
     end: date  # the last stored day counted in this period
     days: int
-    new_cases: int
-    new_deaths: int
-    new_recoveries: int
+    new_cases: int | None
+    new_deaths: int | None
+    new_recoveries: int | None
+    gaps: tuple[str, ...] = ()
+    complete: bool = True
+    first_day: bool = False
+
+
+def reported_values(
+    days: Sequence[CumulativeDay], baseline: CumulativeDay | None
+) -> list[dict[str, int | None]]:
+    """Each day's cumulative figures, ``None`` where the source stopped reporting.
+
+    A cumulative series never returns to zero: a 0 after a positive total (JHU sends 0 US
+    recoveries from 2020-12-14 on) is a gap in the source, not a figure.
+    """
+    seen_positive = {m: baseline is not None and getattr(baseline, m) > 0 for m in METRICS}
+    values = []
+    for day in days:
+        row: dict[str, int | None] = {}
+        for metric in METRICS:
+            value = getattr(day, metric)
+            row[metric] = None if value <= 0 and seen_positive[metric] else value
+            seen_positive[metric] = seen_positive[metric] or value > 0
+        values.append(row)
+    return values
 
 
 def daily_changes(days: Sequence[CumulativeDay], baseline: CumulativeDay | None) -> list[PeriodChange]:
-    """Each day's totals minus the previous stored day's, negative differences kept.
+    """Each day's totals minus the previous stored day's; negative revisions kept, gaps missing.
 
-    ``baseline`` is the stored day just before ``days`` (what the first day is compared
-    with). Without one, the first day can only serve as the baseline: its own change is
-    unknown (the data may start mid-epidemic), so it is not reported.
+    ``baseline`` is the stored day just before ``days``. Without one, ``days`` starts the
+    series, and its first day is counted against zero (its own totals) and flagged
+    ``first_day``. A change is missing (``None``) when the day or the day before is in a
+    gap of that source (:func:`reported_values`), so a source that stops reporting shows as
+    missing data, never as a huge negative change.
     """
     ordered = sorted(days, key=lambda d: d.day)
+    if not ordered:
+        return []
+    values = reported_values(ordered, baseline)
     if baseline is None:
-        if not ordered:
-            return []
-        baseline, ordered = ordered[0], ordered[1:]
+        previous: dict[str, int | None] = dict.fromkeys(METRICS, 0)
+    else:
+        previous = reported_values([baseline], None)[0]
     changes = []
-    previous = baseline
-    for current in ordered:
+    for index, (current, row) in enumerate(zip(ordered, values, strict=True)):
+        figures = {
+            m: None if row[m] is None or previous[m] is None else row[m] - previous[m] for m in METRICS
+        }
         changes.append(
             PeriodChange(
                 period=current.day.isoformat(),
                 start=current.day,
                 end=current.day,
                 days=1,
-                new_cases=current.cases - previous.cases,
-                new_deaths=current.deaths - previous.deaths,
-                new_recoveries=current.recoveries - previous.recoveries,
+                new_cases=figures["cases"],
+                new_deaths=figures["deaths"],
+                new_recoveries=figures["recoveries"],
+                gaps=tuple(m for m in METRICS if figures[m] is None),
+                first_day=baseline is None and index == 0,
             )
         )
-        previous = current
+        previous = row
     return changes
 
 
@@ -121,8 +168,29 @@ def period_start(day: date, granularity: Granularity) -> date:
     return day
 
 
+def period_end(day: date, granularity: Granularity) -> date:
+    """The calendar end of the period holding ``day`` (Sunday, the month's last day, or the day)."""
+    if granularity is Granularity.WEEKLY:
+        return period_start(day, granularity) + timedelta(days=6)
+    if granularity is Granularity.MONTHLY:
+        following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return following - timedelta(days=1)
+    return day
+
+
+def _sum(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
 def group_changes(daily: Iterable[PeriodChange], granularity: Granularity) -> list[PeriodChange]:
-    """Sum daily changes per ISO week or calendar month (daily: returned as they are)."""
+    """Sum daily changes per ISO week or calendar month (daily: returned as they are).
+
+    Missing days are left out of a sum (the period lists them in ``gaps``); a period whose
+    days are all missing for a metric has ``None`` for it. A period is ``complete`` when its
+    days cover the calendar period whole.
+    """
     if granularity is Granularity.DAILY:
         return list(daily)
     grouped: dict[str, PeriodChange] = {}
@@ -130,19 +198,32 @@ def group_changes(daily: Iterable[PeriodChange], granularity: Granularity) -> li
         label = period_label(change.start, granularity)
         seen = grouped.get(label)
         if seen is None:
-            grouped[label] = PeriodChange(label, change.start, change.end, 1, *_figures(change))
+            grouped[label] = replace(change, period=label)
         else:
             grouped[label] = PeriodChange(
                 label,
                 min(seen.start, change.start),
                 max(seen.end, change.end),
                 seen.days + 1,
-                *(a + b for a, b in zip(_figures(seen), _figures(change), strict=True)),
+                *(_sum(a, b) for a, b in zip(_figures(seen), _figures(change), strict=True)),
+                gaps=tuple(m for m in METRICS if m in seen.gaps or m in change.gaps),
+                first_day=seen.first_day or change.first_day,
             )
-    return sorted(grouped.values(), key=lambda c: c.start)
+    return sorted(
+        (
+            replace(
+                change,
+                complete=change.start == period_start(change.start, granularity)
+                and change.end == period_end(change.start, granularity)
+                and change.days == (change.end - change.start).days + 1,
+            )
+            for change in grouped.values()
+        ),
+        key=lambda c: c.start,
+    )
 
 
-def _figures(change: PeriodChange) -> tuple[int, int, int]:
+def _figures(change: PeriodChange) -> tuple[int | None, int | None, int | None]:
     return change.new_cases, change.new_deaths, change.new_recoveries
 
 
@@ -150,6 +231,30 @@ def covid_changes(
     days: Sequence[CumulativeDay], baseline: CumulativeDay | None, granularity: Granularity
 ) -> list[PeriodChange]:
     return group_changes(daily_changes(days, baseline), granularity)
+
+
+def covid_csv(changes: Iterable[PeriodChange]) -> str:
+    """The periods as CSV (what the dashboard shows): empty cells for missing figures."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "start", "end", "days", "new_cases", "new_deaths", "new_recoveries",
+                     "complete", "first_day", "gaps"])  # fmt: skip
+    for c in changes:
+        writer.writerow([c.period, c.start.isoformat(), c.end.isoformat(), c.days,
+                         *("" if v is None else v for v in _figures(c)),
+                         str(c.complete).lower(), str(c.first_day).lower(), " ".join(c.gaps)])  # fmt: skip
+    return out.getvalue()
+
+
+def market_csv(items: Iterable[Mapping[str, Any]]) -> str:
+    """A region's ranked types as CSV (the dashboard's table)."""
+    columns = ["region_id", "type_id", *(sort.value for sort in MarketSort), "last_modified"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for item in items:
+        writer.writerow({k: "" if item.get(k) is None else item[k] for k in columns})
+    return out.getvalue()
 
 
 def validate_date_range(first: date | None, last: date | None) -> None:

@@ -18,10 +18,21 @@ class CovidPeriod(BaseModel):
     start: date = Field(description="First stored day counted in this period")
     end: date = Field(description="Last stored day counted in this period")
     days: int = Field(description="Number of daily changes summed")
-    new_cases: int = Field(description="Sum of daily differences of cumulative cases (may be negative)")
-    new_deaths: int = Field(description="Sum of daily differences of cumulative deaths (may be negative)")
-    new_recoveries: int = Field(
-        description="Sum of daily differences of cumulative recoveries (may be negative)"
+    new_cases: int | None = Field(
+        description="Sum of daily differences of cumulative cases (may be negative; null: source gap)"
+    )
+    new_deaths: int | None = Field(
+        description="Sum of daily differences of cumulative deaths (may be negative; null: source gap)"
+    )
+    new_recoveries: int | None = Field(
+        description="Sum of daily differences of cumulative recoveries (may be negative; null: source gap)"
+    )
+    gaps: list[str] = Field(
+        description="Metrics with days in a source gap (left out of the sums), e.g. ['recoveries']"
+    )
+    complete: bool = Field(description="False for a week or month the data do not cover whole")
+    first_day: bool = Field(
+        description="The period holds the series' first stored day, counted from zero (its own totals)"
     )
 
 
@@ -31,6 +42,9 @@ class CovidChanges(BaseModel):
         description="The stored day the first change is measured against (null: no data)"
     )
     periods: list[CovidPeriod]
+    data_as_of: str | None = Field(
+        None, description="When covid_daily last loaded covid_stats (ISO 8601, UTC); null: never"
+    )
 
 
 class Department(BaseModel):
@@ -71,6 +85,13 @@ class MarketRegion(BaseModel):
     order: SortOrder
     types_total: int = Field(description="How many types the region has in the table")
     types: list[MarketType] = Field(description="The top types by `sort`")
+    data_as_of: str | None = Field(None, description="When market_orders last loaded (ISO 8601, UTC)")
+
+
+class DepartmentList(BaseModel):
+    departments: list[str] = Field(description="Department names in order, starting with `prefix`")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last page")
+    data_as_of: str | None = Field(None, description="When department_directory last loaded")
 
 
 class ErrorMessage(BaseModel):

@@ -1,7 +1,7 @@
 """The results API's only contact with DynamoDB: GetItem and paginated Query, never Scan.
 
 Reads the tables the pipelines write, under their public names and key schemas
-(PIPELINES.md). The client comes from the ``aws_default`` connection through the
+(``pipelines.tables``). The client comes from the ``aws_default`` connection through the
 Amazon provider's hook (``pipelines.aws.dynamodb.dynamodb_client``), so a deployment
 points the API and the DAGs at the same account with one connection. It is built once,
 on the first request (never at import time: the plugin is imported by every Airflow
@@ -18,15 +18,19 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from pipelines.aws.dynamodb import deserialize_item
+from pipelines.tables import (
+    COVID_PARTITION,
+    COVID_TABLE,
+    DEPARTMENT_INDEX,
+    DEPARTMENT_LISTING,
+    DEPARTMENT_LISTING_ATTRIBUTE,
+    DIRECTORY_TABLE,
+    MARKET_TABLE,
+)
 from results_api.domain import CumulativeDay
 
-# The tables' names and the COVID partition are the pipelines' public interface
-# (PIPELINES.md); they are spelled out here rather than imported from the pipelines' task
-# modules so the api-server does not load task code. tests/results_api/test_store.py
-# checks they still equal pipelines.*.steps.
-COVID_TABLE, COVID_PARTITION = "covid_stats", "CASES"
-DIRECTORY_TABLE = "department_directory"
-MARKET_TABLE = "market_orders"
+# One partition of the department index holds every name: fine for a directory
+# (thousands of keys-only entries), and a prefix search is one Query in name order.
 
 _serialize = TypeSerializer().serialize
 
@@ -42,6 +46,31 @@ class ResultsStore:
         response = self.client.get_item(TableName=DIRECTORY_TABLE, Key={"department": _serialize(department)})
         item = response.get("Item")
         return deserialize_item(item) if item else None
+
+    def departments(self, prefix: str, limit: int, after: str | None) -> tuple[list[str], str | None]:
+        """Up to ``limit`` department names starting with ``prefix``, in order, after the name
+        ``after``; and the name to continue after (None when nothing follows)."""
+        condition = f"{DEPARTMENT_LISTING_ATTRIBUTE} = :listing"
+        values = {":listing": _serialize(DEPARTMENT_LISTING)}
+        if prefix:
+            condition += " AND begins_with(department, :prefix)"
+            values[":prefix"] = _serialize(prefix)
+        request: dict[str, Any] = {
+            "TableName": DIRECTORY_TABLE,
+            "IndexName": DEPARTMENT_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "Limit": limit + 1,  # one more than asked: tells whether another page follows
+        }
+        if after:
+            # the index's key (and the table's) of the last name served
+            request["ExclusiveStartKey"] = {
+                DEPARTMENT_LISTING_ATTRIBUTE: _serialize(DEPARTMENT_LISTING),
+                "department": _serialize(after),
+            }
+        response = self.client.query(**request)
+        names = [deserialize_item(item)["department"] for item in response.get("Items", [])]
+        return names[:limit], names[limit - 1] if len(names) > limit else None
 
     def covid_days(
         self, first: date | None, last: date | None
@@ -116,14 +145,15 @@ _store_lock = threading.Lock()
 
 
 def default_store() -> ResultsStore:
-    """The process-wide store on the aws_default connection (FastAPI dependency)."""
+    """The process-wide store on connection aws_results (the read-only role; FastAPI dependency)."""
     global _store
     if _store is None:
         with _store_lock:
             if _store is None:
                 from pipelines.aws.dynamodb import dynamodb_client
+                from pipelines.config import RESULTS_AWS_CONN_ID
 
-                _store = ResultsStore(dynamodb_client())
+                _store = ResultsStore(dynamodb_client(RESULTS_AWS_CONN_ID))
     return _store
 
 

@@ -1,10 +1,11 @@
-"""covid_daily end to end on the offline stack (dag.test): loads, reruns, revisions, failures."""
+"""covid_daily end to end on the offline stack (dag.test): loads, reruns, revisions, failures,
+shrinking sources, a table damaged by hand, a load that dies half-way, hostile sources."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import load_dag, run_dag
+from tests.conftest import load_dag, run_dag, task_states
 from tests.covid.test_domain import DATA, JHU, NYT, join, lines
 
 BUCKET = "pipelines-data-lake"
@@ -61,7 +62,6 @@ def test_first_load_then_unchanged_rerun_writes_nothing(airflow_db, aws, sources
     assert first["subject"] == "COVID data refresh succeeded"
     assert "Inserted: 420\nUpdated: 0\nDeleted: 0\nUnchanged: 0" in first["message"]
     assert "Dates: 2020-01-22 to 2021-03-16 (420 days)" in first["message"]
-    assert aws.client("s3").head_object(Bucket=BUCKET, Key="covid/snapshot/covid_stats.csv")
 
     assert run(conf).state == "success"
     assert "Inserted: 0\nUpdated: 0\nDeleted: 0\nUnchanged: 420" in messages(aws)[-1]["message"]
@@ -90,13 +90,13 @@ def test_malformed_input_fails_clearly_writes_nothing_and_notifies_failure(airfl
     result = run(sources(join(bad)))
     assert result.state == "failed"
     assert table(aws) == {}
-    assert "Contents" not in aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="covid/snapshot/")
     [failure] = messages(aws)
     assert failure["subject"] == "COVID data refresh FAILED (extract)"
+    assert "Nothing was written to covid_stats: the failure came before the load." in failure["message"]
     assert "DAG: covid_daily\nTask: extract\n" in failure["message"]
     assert (
         "Error: AirflowFailException: " in failure["message"]
-        and "row 41, column 'cases', value '-5'" in failure["message"]
+        and "row 41, column 'cases': not a non-negative integer" in failure["message"]
     )
     assert "Log: http" in failure["message"]
     assert not failure["message"].startswith('"')  # plain text, not a JSON-quoted string
@@ -119,13 +119,16 @@ def test_throttling_and_unprocessed_items_give_the_same_final_table(airflow_db, 
 
 def test_sources_from_s3(airflow_db, aws):
     s3 = aws.client("s3")
-    s3.put_object(Bucket=BUCKET, Key="inputs/us.csv", Body=NYT)
+    s3.put_object(Bucket=BUCKET, Key="covid/inputs/us.csv", Body=NYT)
     s3.put_object(
         Bucket=BUCKET,
-        Key="inputs/jhu.csv",
+        Key="covid/inputs/jhu.csv",
         Body=(DATA / "jhu_time-series-19-covid-combined_subset_US_KoreaSouth_Afghanistan.csv").read_bytes(),
     )
-    conf = {"cases_url": f"s3://{BUCKET}/inputs/us.csv", "recoveries_url": f"s3://{BUCKET}/inputs/jhu.csv"}
+    conf = {
+        "cases_url": f"s3://{BUCKET}/covid/inputs/us.csv",
+        "recoveries_url": f"s3://{BUCKET}/covid/inputs/jhu.csv",
+    }
     assert run(conf).state == "success"
     assert len(table(aws)) == 420
 
@@ -136,5 +139,156 @@ def test_params_are_validated_at_trigger_time():
     params = load_dag("covid_daily").params
     for good in ("https://example.com/us.csv", "s3://bucket/us.csv", "/data/us.csv", "file:///data/us.csv"):
         assert params.get_param("cases_url").resolve(good) == good
-    with pytest.raises(ParamValidationError, match="does not match"):
-        params.get_param("cases_url").resolve("not a url: has spaces")
+    for bad in ("not a url: has spaces", "http://example.com/us.csv", "relative/us.csv", "ftp://h/us.csv"):
+        with pytest.raises(ParamValidationError, match="does not match"):
+            params.get_param("cases_url").resolve(bad)
+    assert params.get_param("allow_shrink").resolve() is False
+    with pytest.raises(ParamValidationError):
+        params.get_param("allow_shrink").resolve("yes")
+
+
+def test_a_truncated_source_is_refused_unless_the_run_allows_the_shrink(airflow_db, aws, sources):
+    assert run(sources()).state == "success"
+    loaded = table(aws)
+    truncated = join(lines(NYT)[:31])  # the header and 30 days, as a cut-off download gives
+    result = run(sources(cases=truncated))
+    assert result.state == "failed"
+    assert task_states(result)["plan"] == "failed" and task_states(result)["load"] != "success"
+    assert table(aws) == loaded
+    failure = messages(aws)[-1]
+    assert failure["subject"] == "COVID data refresh FAILED (plan)"
+    assert "Nothing was written to covid_stats" in failure["message"]
+    assert "it would delete 391 of the table's 420 rows (93.1%; limit 5.0%)" in failure["message"]
+    assert "trigger a run with allow_shrink=true" in failure["message"]
+
+    assert run({**sources(cases=truncated), "allow_shrink": True}).state == "success"
+    assert len(table(aws)) == 29
+    assert "Deleted: 391" in messages(aws)[-1]["message"]
+
+
+def test_a_table_damaged_by_hand_is_repaired_by_the_next_run(airflow_db, aws, sources):
+    conf = sources()
+    assert run(conf).state == "success"
+    loaded = table(aws)
+    dynamodb = aws.client("dynamodb")
+    for date in sorted(loaded)[:10]:  # rows deleted by hand
+        dynamodb.delete_item(TableName="covid_stats", Key={"pk": {"S": "CASES"}, "sk": {"S": date}})
+    dynamodb.put_item(  # a row edited by hand, one missing an attribute, one that should not exist
+        TableName="covid_stats",
+        Item={"pk": {"S": "CASES"}, "sk": {"S": "2020-06-01"}, "cases": {"N": "1"}, "deaths": {"N": "0"},
+              "recoveries": {"N": "0"}},
+    )  # fmt: skip
+    dynamodb.put_item(TableName="covid_stats", Item={"pk": {"S": "CASES"}, "sk": {"S": "2020-06-02"}})
+    dynamodb.put_item(
+        TableName="covid_stats",
+        Item={"pk": {"S": "CASES"}, "sk": {"S": "2030-01-01"}, "cases": {"N": "5"}, "deaths": {"N": "0"},
+              "recoveries": {"N": "0"}},
+    )  # fmt: skip
+    assert run(conf).state == "success"
+    assert table(aws) == loaded
+    assert "Inserted: 10\nUpdated: 2\nDeleted: 1\nUnchanged: 408" in messages(aws)[-1]["message"]
+
+
+def test_a_table_wiped_by_hand_is_reloaded(airflow_db, aws, sources):
+    conf = sources()
+    assert run(conf).state == "success"
+    loaded = table(aws)
+    dynamodb = aws.client("dynamodb")
+    for date in loaded:  # every item deleted by hand (a wipe, or a restore that went wrong)
+        dynamodb.delete_item(TableName="covid_stats", Key={"pk": {"S": "CASES"}, "sk": {"S": date}})
+    assert table(aws) == {}
+    assert run(conf).state == "success"
+    assert table(aws) == loaded
+
+
+def _dynamodb_failing_after(batches: int):
+    """A real client of the offline stack whose BatchWriteItem fails after ``batches`` calls."""
+    from botocore.exceptions import ClientError
+
+    from pipelines.aws.dynamodb import dynamodb_client
+
+    client = dynamodb_client()
+    calls = []
+
+    def fail_after(**_kwargs):
+        calls.append(1)
+        if len(calls) > batches:
+            raise ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "injected"}, "ResponseMetadata": {}},
+                "BatchWriteItem",
+            )
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", fail_after)
+    return client
+
+
+def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
+    airflow_db, aws, sources, monkeypatch
+):
+    from pipelines.covid import steps
+
+    conf = sources()
+    monkeypatch.setattr(steps, "dynamodb_client", lambda: _dynamodb_failing_after(2))
+    result = run(conf)
+    assert result.state == "failed" and task_states(result)["load"] == "failed"
+    assert len(table(aws)) == 50
+    failure = messages(aws)[-1]
+    assert failure["subject"] == "COVID data refresh FAILED (load)"
+    assert (
+        "The covid_stats refresh failed. 50 of 420 planned writes applied to covid_stats before the "
+        "failure; re-run to converge." in failure["message"]
+    )
+    assert "the table was left as it was" not in failure["message"]
+
+    monkeypatch.undo()
+    assert run(conf).state == "success"
+    assert len(table(aws)) == 420
+    assert "Inserted: 370\nUpdated: 0\nDeleted: 0\nUnchanged: 50" in messages(aws)[-1]["message"]
+
+
+def test_a_load_that_writes_nothing_says_so(airflow_db, aws, sources, monkeypatch):
+    from pipelines.covid import steps
+
+    monkeypatch.setattr(steps, "dynamodb_client", lambda: _dynamodb_failing_after(0))
+    result = run(sources())
+    assert result.state == "failed" and table(aws) == {}
+    assert (
+        "nothing written to covid_stats by this attempt (0 of 420 planned writes applied)"
+        in (messages(aws)[-1]["message"])
+    )
+
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        f"PATH=/usr/bin\0AWS_SECRET_ACCESS_KEY={SECRET}\0HOME=/root\0".encode(),  # /proc/self/environ
+        f"AWS_SECRET_ACCESS_KEY={SECRET}\nJWT_SECRET={SECRET}\n".encode(),  # an .env file
+        f"{SECRET}\n".encode(),  # a one-line token file
+        f"date,cases,deaths\n2020-01-21,{SECRET},0\n".encode(),  # the secret in a cell
+    ],
+)
+def test_a_hostile_source_never_reaches_the_log_alert_or_sns(
+    airflow_db, aws, sources, mailbox, capfd, caplog, hostile
+):
+    result = run(sources(cases=hostile))
+    assert result.state == "failed" and table(aws) == {}
+    [failure] = messages(aws)
+    assert "Task: extract" in failure["message"] and SECRET not in failure["message"]
+    mails = [mail.subject + mail.text for mail in mailbox.wait_for(1)]
+    assert "covid_daily.extract" in mails[0] and all(SECRET not in mail for mail in mails)
+    out, err = capfd.readouterr()
+    assert "cases.csv" in out + err + caplog.text  # the failure was logged ...
+    assert SECRET not in out + err + caplog.text  # ... without the file's contents
+
+
+def test_local_sources_are_refused_unless_the_offline_setting_is_on(airflow_db, aws, sources, monkeypatch):
+    monkeypatch.delenv("PIPELINES_ALLOW_LOCAL_SOURCES", raising=False)
+    result = run(sources())
+    assert result.state == "failed" and table(aws) == {}
+    assert (
+        "local files are allowed only offline (PIPELINES_ALLOW_LOCAL_SOURCES=1)"
+        in messages(aws)[-1]["message"]
+    )

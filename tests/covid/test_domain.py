@@ -6,12 +6,15 @@ import pandas as pd
 import pytest
 
 from pipelines.covid.domain import (
+    ShrinkRefused,
     SourceValidationError,
     as_rows,
     diff,
     merge_sources,
     parse_cases,
     parse_recoveries,
+    refuse_shrink,
+    shrink_problems,
 )
 from tests.conftest import REPO
 
@@ -96,15 +99,15 @@ def _replace(data: bytes, line: int, text: str) -> bytes:
     ("data", "message"),
     [
         (b"date,cases\n2020-01-01,1\n", "nyt.csv: missing required column(s) deaths"),
-        (_replace(NYT, 5, "2020-13-01,5,0"), "nyt.csv, row 5, column 'date', value '2020-13-01': not a date"),
+        (_replace(NYT, 5, "2020-13-01,5,0"), "nyt.csv, row 5, column 'date': not a date"),
         (
             _replace(NYT, 7, "2020-01-26,-3,0"),
-            "nyt.csv, row 7, column 'cases', value '-3': not a non-negative integer",
+            "nyt.csv, row 7, column 'cases': not a non-negative integer",
         ),
-        (_replace(NYT, 8, "2020-01-27,2.5,0"), "row 8, column 'cases', value '2.5'"),
+        (_replace(NYT, 8, "2020-01-27,2.5,0"), "row 8, column 'cases': not a non-negative integer"),
         (
             _replace(NYT, 9, "2020-01-21,5,0"),
-            "nyt.csv, row 9, column 'date', value '2020-01-21': duplicate date",
+            "nyt.csv, row 9, column 'date': duplicate date (also on row 2)",
         ),
         (b"", "nyt.csv: the file is empty"),
         (b"date,cases,deaths\n", "nyt.csv: the file has a header but no rows"),
@@ -132,3 +135,78 @@ def test_an_empty_recovered_cell_counts_as_zero():
     frame = parse_recoveries(data, "jhu.csv")
     assert frame.set_index("date").loc["2020-01-23", "recoveries"] == 0
     assert isinstance(frame, pd.DataFrame)
+
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
+ENVIRON_LIKE = (
+    f"PATH=/usr/bin\0AWS_SECRET_ACCESS_KEY={SECRET}\0AIRFLOW__API_AUTH__JWT_SECRET={SECRET}\0HOME=/root\0"
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (ENVIRON_LIKE, "binary data (a NUL byte), not CSV text"),
+        (ENVIRON_LIKE.replace(b"\0", b"\n"), "not a header of this file type (not shown)"),
+        (
+            f"{SECRET}\n".encode(),
+            "missing required column(s) date, cases, deaths; the first line has 1 field",
+        ),
+        (f"date,cases,deaths\n2020-01-01,{SECRET},0\n".encode(), "row 2, column 'cases': not a non-negative"),
+        (f"date,cases,deaths\n{SECRET},1,0\n".encode(), "row 2, column 'date': not a date"),
+        (f"date,cases,deaths\n2020-01-01,1,0\n2020-01-02,1,0,{SECRET}\n".encode(), "not a valid CSV file"),
+        (
+            f"date,{SECRET}=1,x\n2020-01-01,1,0\n".encode(),
+            "missing required column(s) cases, deaths; the first",
+        ),
+    ],
+)
+def test_errors_never_quote_file_contents(data, expected):
+    with pytest.raises(SourceValidationError) as error:
+        parse_cases(data, "/proc/self/environ")
+    assert expected in str(error.value)
+    assert SECRET not in str(error.value) and "wJalr" not in str(error.value)
+
+
+def test_plausible_column_names_are_named_in_the_missing_column_error():
+    with pytest.raises(
+        SourceValidationError, match=r"missing required column\(s\) deaths; found date, cases"
+    ):
+        parse_cases(b"date,cases\n2020-01-01,1\n", "nyt.csv")
+
+
+def _merged(nyt: bytes = NYT) -> dict:
+    return as_rows(merge_sources(parse_cases(nyt, "c"), parse_recoveries(JHU, "r")))
+
+
+def test_a_truncated_source_is_a_suspicious_shrink_naming_the_counts():
+    table = _merged()
+    truncated = _merged(join(lines(NYT)[:31]))  # header + 30 days, 29 of them in JHU too
+    changes = diff(table, truncated)
+    problems = shrink_problems(table, truncated, changes, 0.05)
+    assert problems[0] == "it would delete 391 of the table's 420 rows (93.1%; limit 5.0%)"
+    with pytest.raises(ShrinkRefused, match="allow_shrink=true") as refused:
+        refuse_shrink(problems, "allow_shrink")
+    assert "Nothing was written" in str(refused.value)
+
+
+def test_lowered_cumulative_totals_are_a_suspicious_shrink_even_without_deletes():
+    table = _merged()
+    halved = {date: (cases // 2, deaths, recoveries) for date, (cases, deaths, recoveries) in table.items()}
+    [problem] = shrink_problems(table, halved, diff(table, halved), 0.05)
+    assert (
+        "lower the highest cumulative cases from 29,569,140 to 14,784,570 (50.0% less; limit 5.0%)" in problem
+    )
+
+
+def test_ordinary_revisions_growth_and_a_first_load_are_not_shrinks():
+    table = _merged()
+    assert shrink_problems({}, table, diff({}, table), 0.05) == []
+    first_days_dropped = dict(list(table.items())[20:])  # 20 of 420 rows: 4.8%
+    assert shrink_problems(table, first_days_dropped, diff(table, first_days_dropped), 0.05) == []
+    revised = {d: (c - 1000, de, r) for d, (c, de, r) in table.items()}  # small downward revisions
+    assert shrink_problems(table, revised, diff(table, revised), 0.05) == []
+    grown = dict(table, **{"2021-03-17": (29_600_000, 537_000, 0)})
+    assert shrink_problems(table, grown, diff(table, grown), 0.05) == []
+    one_more_dropped = dict(list(table.items())[22:])  # 22 of 420: 5.2%
+    assert shrink_problems(table, one_more_dropped, diff(table, one_more_dropped), 0.05)

@@ -10,7 +10,7 @@ import pytest
 from devtools.directory_sample import directory_csv
 from pipelines.aws.dynamodb import deserialize_item
 from pipelines.directory.domain import keys_from_s3_events, nest
-from tests.conftest import load_dag, run_dag
+from tests.conftest import load_dag, run_dag, task_states
 
 BUCKET = "pipelines-data-lake"
 
@@ -113,3 +113,131 @@ def test_s3_key_param_is_validated_at_trigger_time():
     assert param.resolve("directory/incoming/a.csv") == "directory/incoming/a.csv"
     with pytest.raises(ParamValidationError):
         param.resolve("elsewhere/a.csv")
+
+
+def test_a_value_dynamodb_cannot_store_leaves_the_table_exactly_as_before(airflow_db, aws):
+    key = drop(aws, "good.csv", directory_csv(departments=40, employees=80, seed=1))
+    assert run(key).state == "success"
+    before = table(aws)
+    time.sleep(1.1)
+    # a new file with other values everywhere; its last row (department 40) holds a 1e200
+    rows = directory_csv(departments=40, employees=80, seed=9).decode().splitlines()
+    cells = rows[-1].split(",")
+    cells[4] = "1e200"
+    rows[-1] = ",".join(cells)
+    bad_key = drop(aws, "bad.csv", ("\n".join(rows) + "\n").encode())
+    result = run(bad_key)
+    assert result.state == "failed"
+    assert task_states(result)["nest_and_validate"] == "failed"
+    assert table(aws) == before
+
+
+def test_identifiers_are_stored_as_text_exactly_as_written(airflow_db, aws):
+    data = (
+        b"department,employee,zip,phone,badge\nops,ann,02134,+15551234567,-3\nops,bob,12345,15551234567,5\n"
+    )
+    assert run(drop(aws, "ids.csv", data)).state == "success"
+    raw = aws.client("dynamodb").get_item(TableName="department_directory", Key={"department": {"S": "ops"}})
+    employees = raw["Item"]["employees"]["M"]
+    assert employees["ann"]["M"] == {
+        "zip": {"S": "02134"},
+        "phone": {"S": "+15551234567"},
+        "badge": {"S": "-3"},
+    }
+    assert employees["bob"]["M"] == {
+        "zip": {"S": "12345"},
+        "phone": {"S": "15551234567"},
+        "badge": {"S": "5"},
+    }
+
+
+def _head_object_answers(status: int, code: str):
+    """The real S3Hook of the offline stack, whose HeadObject answers ``status`` (as S3 does for HEAD)."""
+    from botocore.exceptions import ClientError
+
+    from pipelines.aws.s3 import s3_hook
+
+    hook = s3_hook()
+    client = hook.get_conn()
+
+    def refuse(**_kwargs):
+        raise ClientError(
+            {"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}},
+            "HeadObject",
+        )
+
+    client.meta.events.register("before-call.s3.HeadObject", refuse)
+    return hook
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "403"), (500, "500")])
+def test_an_s3_error_other_than_404_fails_the_run_and_alerts(
+    airflow_db, aws, mailbox, monkeypatch, status, code
+):
+    from pipelines.directory import steps
+
+    key = drop(aws, "staff.csv", directory_csv(departments=2, employees=4))
+    hook = _head_object_answers(status, code)
+    monkeypatch.setattr(steps, "s3_hook", lambda: hook)
+    result = run(key)
+    assert result.state == "failed" and task_states(result)["resolve_source"] == "failed"
+    assert table(aws) == {}
+    [alert] = mailbox.wait_for(1)
+    assert "department_directory.resolve_source" in alert.subject and f"({code})" in alert.text
+
+
+def test_an_s3_slowdown_that_outlasts_the_retries_fails_the_run(airflow_db, aws):
+    key = drop(aws, "staff.csv", directory_csv(departments=2, employees=4))
+    aws.set_faults(s3_slowdown_rate=1.0)
+    try:
+        result = run(key)
+    finally:
+        aws.set_faults(s3_slowdown_rate=0)
+    assert result.state == "failed" and task_states(result)["resolve_source"] == "failed"
+
+
+def test_a_file_gone_before_the_run_skips_it(airflow_db, aws):
+    result = run("directory/incoming/deleted-meanwhile.csv")
+    assert task_states(result) == {
+        "resolve_source": "skipped",
+        "nest_and_validate": "skipped",
+        "load": "skipped",
+    }
+
+
+def test_only_404_and_no_such_key_mean_missing(aws):
+    from botocore.exceptions import ClientError
+
+    from pipelines.aws.s3 import is_missing
+
+    s3 = aws.client("s3")
+    errors = {}
+    for name, call in {
+        "head": lambda: s3.head_object(Bucket=BUCKET, Key="directory/incoming/absent.csv"),
+        "get": lambda: s3.get_object(Bucket=BUCKET, Key="directory/incoming/absent.csv"),
+    }.items():
+        with pytest.raises(ClientError) as raised:
+            call()
+        errors[name] = raised.value
+    assert is_missing(errors["head"]) and is_missing(errors["get"])
+    assert errors["get"].response["Error"]["Code"] == "NoSuchKey"
+    aws.set_faults(s3_slowdown_rate=1.0)
+    try:
+        with pytest.raises(ClientError) as slowdown:
+            s3.head_object(Bucket=BUCKET, Key="directory/incoming/absent.csv")
+    finally:
+        aws.set_faults(s3_slowdown_rate=0)
+    assert slowdown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert not is_missing(slowdown.value)
+    forbidden = ClientError(
+        {"Error": {"Code": "403", "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "HeadObject",
+    )
+    access_denied = ClientError(
+        {
+            "Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "GetObject",
+    )
+    assert not is_missing(forbidden) and not is_missing(access_denied)

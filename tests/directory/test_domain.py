@@ -13,11 +13,13 @@ from devtools.directory_sample import directory_csv
 from pipelines.directory.domain import (
     MAX_ITEM_BYTES,
     DirectoryFileError,
+    column_kind,
     convert,
     item_size,
     keys_from_s3_events,
     messages_from_asset_events,
     nest,
+    wire_items,
 )
 
 
@@ -39,12 +41,73 @@ def test_nesting_matches_an_independent_computation():
 
 
 @pytest.mark.parametrize(
-    ("cell", "value"),
-    [("42", 42), ("-3", -3), ("1.50", Decimal("1.50")), ("true", True), ("FALSE", False), ("", None),
-     ("007", "007"), ("0", 0), ("Ghent", "Ghent"), (" 12 ", 12), ("1e3", Decimal("1e3"))],
+    ("cells", "kind"),
+    [
+        (["42", "7", ""], "number"),
+        (["0", "0.5", "1.50", "1e3", " 12 "], "number"),
+        (["42", "-3"], "text"),  # a sign makes an identifier-like column text
+        (["+15551234567", "15551234567"], "text"),
+        (["02134", "12345"], "text"),  # one ZIP code with a leading zero: the whole column is text
+        (["007"], "text"),
+        (["true", "FALSE", ""], "boolean"),
+        (["true", "maybe"], "text"),
+        (["true", "1"], "text"),
+        (["", " "], "text"),
+        (["1.", ".5"], "text"),
+    ],
+)
+def test_a_column_is_numeric_or_boolean_only_when_every_filled_cell_is(cells, kind):
+    assert column_kind(cells) == kind
+
+
+@pytest.mark.parametrize(
+    ("cell", "kind", "value"),
+    [("42", "number", 42), ("1.50", "number", Decimal("1.50")), ("1e3", "number", Decimal("1e3")),
+     (" 12 ", "number", 12), ("TRUE", "boolean", True), ("false", "boolean", False), ("", "number", None),
+     ("  ", "text", None), (" Ghent ", "text", " Ghent "), ("+15551234567", "text", "+15551234567")],
 )  # fmt: skip
-def test_cells_become_numbers_booleans_or_are_left_out(cell, value):
-    assert convert(cell) == value and type(convert(cell)) is type(value)
+def test_cells_become_what_their_column_is(cell, kind, value):
+    assert convert(cell, kind) == value and type(convert(cell, kind)) is type(value)
+
+
+def test_identifiers_stay_text_exactly_as_written():
+    data = (
+        b"department,employee,zip,phone,badge,score\n"
+        b"ops,ann,02134,+15551234567,-3,10\n"
+        b"ops,bob,12345,15551234567,5,0.5\n"
+    )
+    employees = nest(data, "staff.csv")["ops"]["employees"]
+    assert employees["ann"] == {"zip": "02134", "phone": "+15551234567", "badge": "-3", "score": 10}
+    assert employees["bob"] == {"zip": "12345", "phone": "15551234567", "badge": "5", "score": Decimal("0.5")}
+
+
+def test_every_item_is_converted_to_its_dynamodb_wire_form():
+    items = wire_items(nest(b"department,employee,n,ok\nops,ann,1.50,true\n", "s"), "s")
+    assert items == {
+        "ops": {
+            "department": {"S": "ops"},
+            "employees": {"M": {"ann": {"M": {"n": {"N": "1.50"}, "ok": {"BOOL": True}}}}},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1e200",
+        "1e-200",
+        "1234567890123456789012345678901234567891",
+        "1.234567890123456789012345678901234567891",
+    ],
+)
+def test_a_number_dynamodb_cannot_store_fails_validation_naming_row_and_column(number):
+    data = f"department,employee,salary\nops,ann,5\nops,bob,{number}\n".encode()
+    with pytest.raises(DirectoryFileError) as error:
+        nest(data, "s3://b/staff.csv")
+    assert (
+        f"s3://b/staff.csv: row 3, column 'salary': '{number}' cannot be stored as a DynamoDB number"
+        in str(error.value)
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,6 +123,17 @@ def test_cells_become_numbers_booleans_or_are_left_out(cell, value):
         (b"department,employee\nsales,\n", "row 2: empty department or employee"),
         (b"department,employee,title\nsales,ann,x\nops,bo\xe9,y\n", "staff.csv, row 3: not UTF-8 text"),
         (b"department,employee\nsales,ann,extra\n", "row 2: 3 cells for 2 columns"),
+        (
+            b"department,employee,title,site\nsales,ann,x,y\nops,bob,z\n",
+            "staff.csv: row 3: 3 cells for 4 columns",
+        ),
+        (b"department,employee,title\nsales,ann\n", "row 2: 2 cells for 3 columns"),
+        (
+            b"department,employee,title,title\nsales,ann,x,y\n",
+            "staff.csv, row 1: duplicate column 'title' (columns 3 and 4)",
+        ),
+        (b"department,employee,,site\nsales,ann,x,y\n", "staff.csv, row 1: column(s) 3 have no name"),
+        (b'department,employee,title\nsales,ann,"x\n', "staff.csv, row 2: not valid CSV"),
     ],
 )
 def test_bad_files_are_refused_naming_file_and_rows(data, message):

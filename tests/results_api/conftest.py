@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from localaws.server import free_port
 from tests.conftest import REPO
 
 BUCKET = "pipelines-data-lake"
@@ -164,12 +164,6 @@ def anonymous(api_server_app):
     from fastapi.testclient import TestClient
 
     return TestClient(api_server_app)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="package")

@@ -34,7 +34,10 @@ def expected_covid(granularity: str, first: str | None = None, last: str | None 
     us_total = recoveries[(recoveries["Country/Region"] == "US") & (recoveries["Province/State"] == "")]
     merged = cases.merge(us_total[["Date", "Recovered"]], left_on="date", right_on="Date")
     totals = merged.set_index(pd.to_datetime(merged["date"]))[["cases", "deaths", "Recovered"]].sort_index()
-    daily = totals.diff().iloc[1:].astype("int64")  # the first stored day is the baseline
+    # a cumulative figure back at zero after being positive: the source stopped reporting it
+    totals = totals.astype("float64").mask((totals <= 0) & (totals.cummax() > 0))
+    daily = totals.diff()
+    daily.iloc[0] = totals.iloc[0]  # the series' first stored day counts from zero
     if first:
         daily = daily[daily.index >= pd.Timestamp(first)]
     if last:
@@ -45,10 +48,13 @@ def expected_covid(granularity: str, first: str | None = None, last: str | None 
         "monthly": daily.index.to_period("M"),
     }
     groups = daily.assign(day=daily.index).groupby(keys[granularity])
-    summed = groups[["cases", "deaths", "Recovered"]].sum()
+    summed = groups[["cases", "deaths", "Recovered"]].sum(min_count=1)
     bounds = groups["day"].agg(["min", "max"])
+    def number(value):
+        return None if pd.isna(value) else int(value)
+
     return [
-        (lo.date(), hi.date(), int(c), int(d), int(r))
+        (lo.date(), hi.date(), number(c), number(d), number(r))
         for (lo, hi), (c, d, r) in zip(
             bounds.itertuples(index=False), summed.itertuples(index=False), strict=True
         )
@@ -97,25 +103,27 @@ def test_covid_figures_match_an_independent_computation_from_the_real_files(clie
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["granularity"] == granularity
-    assert body["baseline_day"] == "2020-01-22"  # first day both sources have
+    assert body["baseline_day"] is None  # no stored day before: the series starts here
+    assert body["periods"][0]["start"] == "2020-01-22" and body["periods"][0]["first_day"]
     expected = expected_covid(granularity)
     assert as_tuples(body["periods"]) == expected
-    assert len(expected) == {"daily": 419, "weekly": 61, "monthly": 15}[granularity]
+    assert len(expected) == {"daily": 420, "weekly": 61, "monthly": 15}[granularity]
 
 
-def test_the_negative_daily_recoveries_of_the_real_data_are_not_clipped(client):
-    periods = client.get("/results/api/covid", params={"from": "2020-12-14", "to": "2020-12-14"}).json()[
+def test_recoveries_that_stop_being_reported_are_a_gap_not_a_negative_change(client):
+    periods = client.get("/results/api/covid", params={"from": "2020-12-13", "to": "2020-12-14"}).json()[
         "periods"
     ]
-    # JHU's US Recovered falls from 6,298,082 to 0 on 2020-12-14.
-    assert [(p["period"], p["new_recoveries"]) for p in periods] == [("2020-12-14", -6_298_082)]
-    weekly = client.get(
-        "/results/api/covid", params={"granularity": "weekly", "from": "2020-12-07", "to": "2020-12-20"}
-    )
-    (week,) = [p for p in weekly.json()["periods"] if p["period"] == "2020-W51"]
-    assert week["new_recoveries"] < 0
-    # Unclipped, the daily changes still add up to last total minus first (JHU: 0 and 0).
-    assert sum(p["new_recoveries"] for p in client.get("/results/api/covid").json()["periods"]) == 0
+    # JHU's US Recovered falls from 6,298,082 to 0 on 2020-12-14: the source stopped.
+    assert [(p["period"], p["new_recoveries"] is None, p["gaps"]) for p in periods] == [
+        ("2020-12-13", False, []),
+        ("2020-12-14", True, ["recoveries"]),
+    ]
+    monthly = client.get("/results/api/covid", params={"granularity": "monthly"}).json()["periods"]
+    assert all(p["new_recoveries"] is None or p["new_recoveries"] >= 0 for p in monthly)
+    december = next(p for p in monthly if p["period"] == "2020-12")
+    assert december["gaps"] == ["recoveries"] and december["new_recoveries"] >= 0
+    assert monthly[-1]["complete"] is False  # the data end on 2022-04-19, mid-month
 
 
 def test_a_range_measures_its_first_day_against_the_stored_day_before_it(client):
@@ -130,7 +138,9 @@ def test_a_range_measures_its_first_day_against_the_stored_day_before_it(client)
 
 def test_a_range_outside_the_data_has_no_periods(client):
     body = client.get("/results/api/covid", params={"from": "2019-01-01", "to": "2019-12-31"}).json()
-    assert body == {"granularity": "daily", "baseline_day": None, "periods": []}
+    assert {k: body[k] for k in ("granularity", "baseline_day", "periods")} == {
+        "granularity": "daily", "baseline_day": None, "periods": []
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -354,6 +364,7 @@ def test_the_openapi_document_describes_every_endpoint_its_parameters_and_the_au
     document = anonymous.get("/results/openapi.json").json()
     assert set(document["paths"]) == {
         "/api/covid",
+        "/api/departments",
         "/api/departments/{department}",
         "/api/market/{region_id}",
         "/api/market/{region_id}/{type_id}",
@@ -366,3 +377,98 @@ def test_the_openapi_document_describes_every_endpoint_its_parameters_and_the_au
     assert "404" in document["paths"]["/api/departments/{department}"]["get"]["responses"]
     assert {"HTTPBearer", "OAuth2PasswordBearer"} <= set(document["components"]["securitySchemes"])
     assert all(operation["get"].get("security") for operation in document["paths"].values())
+
+
+# ---------------------------------------------------------------- lists, CSV, caching, freshness
+
+
+def test_the_department_list_pages_through_every_name_in_order_by_prefix(client):
+    with DIRECTORY_CSV.open(newline="") as handle:
+        names = sorted({row["department"] for row in csv.DictReader(handle)})
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/results/api/departments", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["departments"]) <= 2
+        seen += body["departments"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == names
+    prefix = names[0][:2]
+    found = client.get("/results/api/departments", params={"prefix": prefix}).json()["departments"]
+    assert found == [n for n in names if n.startswith(prefix)] and found
+    assert client.get("/results/api/departments", params={"prefix": "zz-none"}).json() == {
+        "departments": [], "next_cursor": None, "data_as_of": None,
+    }  # fmt: skip
+
+
+def test_a_cursor_the_api_did_not_give_is_a_422_naming_it(client):
+    response = client.get("/results/api/departments", params={"cursor": "%%%not-base64"})
+    assert response.status_code == 422
+    assert "cursor" in response.text
+
+
+def test_the_department_list_queries_the_index_never_scans(client, monkeypatch):
+    from results_api import store as store_module
+
+    calls = []
+    original = store_module.ResultsStore.departments
+
+    def spy(self, *args):
+        original_query = self.client.query
+        self.client.query = lambda **kw: calls.append(kw) or original_query(**kw)
+        try:
+            return original(self, *args)
+        finally:
+            self.client.query = original_query
+
+    monkeypatch.setattr(store_module.ResultsStore, "departments", spy)
+    assert client.get("/results/api/departments", params={"prefix": "E"}).status_code == 200
+    assert [c["IndexName"] for c in calls] == ["department_names"]
+
+
+def test_covid_and_market_download_as_csv_what_the_json_shows(client):
+    params = {"granularity": "monthly", "from": "2020-11-01", "to": "2021-01-31"}
+    shown = client.get("/results/api/covid", params=params).json()["periods"]
+    response = client.get("/results/api/covid", params={**params, "format": "csv"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(response.text.splitlines()))
+    assert [(r["period"], r["new_cases"], r["new_recoveries"]) for r in rows] == [
+        (p["period"], str(p["new_cases"]), "" if p["new_recoveries"] is None else str(p["new_recoveries"]))
+        for p in shown
+    ]
+    market = client.get(f"/results/api/market/{ESI_REGION}", params={"top": 5}).json()["types"]
+    text = client.get(f"/results/api/market/{ESI_REGION}", params={"top": 5, "format": "csv"}).text
+    assert [int(r["type_id"]) for r in csv.DictReader(text.splitlines())] == [t["type_id"] for t in market]
+
+
+def test_reads_carry_an_etag_and_a_repeat_with_it_is_304(client):
+    first = client.get("/results/api/covid", params={"granularity": "weekly"})
+    tag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, max-age=60, must-revalidate"
+    again = client.get("/results/api/covid", params={"granularity": "weekly"}, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
+    other = client.get("/results/api/covid", params={"granularity": "monthly"}, headers={"If-None-Match": tag})
+    assert other.status_code == 200 and other.headers["etag"] != tag
+
+
+def test_errors_are_not_cached(client):
+    response = client.get("/results/api/market/10000099")
+    assert response.status_code == 404 and "etag" not in response.headers
+
+
+def test_data_as_of_is_the_end_of_the_writing_dags_last_successful_load(airflow_db):
+    from results_api.freshness import last_loaded
+    from tests.conftest import REPO, load_dag, run_dag, task_instances
+
+    run = run_dag(load_dag("freshness_check", REPO / "tests" / "dags"))
+    (load,) = [ti for ti in task_instances(run) if ti.task_id == "load"]
+    assert load.state == "success"
+    from datetime import datetime
+
+    assert datetime.fromisoformat(last_loaded("freshness_check")) == load.end_date.replace(microsecond=0)
+    assert last_loaded("no_such_dag") is None

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.results_api.conftest import DIRECTORY_CSV, TEST_OUTPUT
 
@@ -69,14 +70,22 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
 
     chart = page.locator("#covid-chart")
     page.wait_for_selector("#covid-chart[data-granularity='daily'] canvas")
-    assert chart.get_attribute("data-periods") == "419"
+    assert chart.get_attribute("data-periods") == "420"
     assert painted_pixels(page, "#covid-chart canvas") > 2000
-    assert "New cases" in page.inner_text("#covid-chart .u-legend")
-    assert page.inner_text("#covid-summary").startswith("419 daily periods, 2020-01-23 to 2021-03-16")
+    legend = page.inner_text("#covid-chart .u-legend")
+    assert "New cases" in legend and "New recoveries" in legend and "New deaths" in legend
+    assert page.inner_text("#covid-summary").startswith("420 daily periods, 2020-01-22 to 2021-03-16")
+    notes = page.inner_text("#covid-notes")
+    assert "2020-01-22 holds the series' first day, counted from zero" in notes
+    assert "Missing where the source stopped reporting" in notes and "2020-12-14 (recoveries)" in notes
+    assert int(chart.get_attribute("data-gaps")) > 0
+    assert page.inner_text("#covid-asof")  # "Data as of ..." or "covid_daily has not loaded yet."
 
     page.click("button[data-granularity='weekly']")
     page.wait_for_selector("#covid-chart[data-granularity='weekly'] canvas")
     assert chart.get_attribute("data-periods") == "61"
+    assert chart.get_attribute("data-partial") == "2020-W04 2021-W11"  # Wed 22 Jan .. Tue 16 Mar
+    assert "Partial (not a whole week): 2020-W04, 2021-W11." in page.inner_text("#covid-notes")
     assert page.get_attribute("button[data-granularity='weekly']", "aria-pressed") == "true"
     page.click("button[data-granularity='monthly']")
     page.wait_for_selector("#covid-chart[data-granularity='monthly'] canvas")
@@ -84,8 +93,32 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
     assert page.locator("#covid-chart canvas").count() == 1  # the old chart was replaced, not stacked
     assert painted_pixels(page, "#covid-chart canvas") > 2000
 
+    # the CSV link downloads what the chart shows (monthly now)
+    csv_href = page.get_attribute("#covid-csv", "href")
+    assert "granularity=monthly" in csv_href and "format=csv" in csv_href
+    downloaded = page.evaluate("href => fetch(href).then(r => r.text())", csv_href)
+    assert downloaded.splitlines()[0].startswith("period,start,end,days,new_cases")
+    assert len(downloaded.splitlines()) == 1 + 15
+
     page.wait_for_selector("#market-table tbody tr")
     assert page.locator("#market-table tbody tr").count() == 10
+    market_csv = page.evaluate(
+        "href => fetch(href).then(r => r.text())", page.get_attribute("#market-csv", "href")
+    )
+    assert len(market_csv.splitlines()) == 1 + 10
+
+    # the department list: every name a page at a time, then a prefix narrows it
+    with DIRECTORY_CSV.open(newline="") as handle:
+        names = sorted({row["department"] for row in csv.DictReader(handle)})
+    page.wait_for_selector("#department-names li button")
+    while page.is_visible("#department-more"):
+        count = page.locator("#department-names li").count()
+        page.click("#department-more")
+        expect(page.locator("#department-names li")).not_to_have_count(count)
+    assert page.locator("#department-names li button").all_inner_texts() == names
+    page.fill("#department-input", names[-1][:-1])
+    expect(page.locator("#department-names li")).to_have_count(sum(n.startswith(names[-1][:-1]) for n in names))
+    assert page.inner_text("#directory-asof")
 
     page.fill("#department-input", "dept-003")
     page.click("#department-form button[type='submit']")

@@ -15,6 +15,7 @@ from results_api.domain import (
     MarketSort,
     SortOrder,
     covid_changes,
+    covid_csv,
     daily_changes,
     group_changes,
     period_label,
@@ -43,35 +44,80 @@ def test_the_domain_module_imports_neither_airflow_nor_boto3():
 
 def test_a_daily_change_is_the_difference_from_the_previous_stored_day():
     stored = days(date(2020, 3, 1), [(10, 1, 0), (15, 1, 2), (27, 3, 2)])
-    changes = daily_changes(stored, baseline=None)
+    changes = daily_changes(stored[1:], baseline=stored[0])
     assert [(c.period, c.new_cases, c.new_deaths, c.new_recoveries) for c in changes] == [
         ("2020-03-02", 5, 0, 2),
         ("2020-03-03", 12, 2, 0),
     ]
 
 
-def test_without_a_baseline_the_first_stored_day_only_serves_as_one():
-    # The first day's own change is unknown: data may start mid-epidemic.
+def test_without_a_baseline_the_first_stored_day_starts_the_series_counted_from_zero():
     stored = days(date(2020, 3, 1), [(1000, 10, 0), (1010, 11, 0)])
-    assert [c.new_cases for c in daily_changes(stored, baseline=None)] == [10]
+    first, second = daily_changes(stored, baseline=None)
+    assert (first.new_cases, first.new_deaths, first.first_day) == (1000, 10, True)
+    assert (second.new_cases, second.first_day) == (10, False)
 
 
 def test_with_a_baseline_the_first_day_is_measured_against_it():
     baseline = CumulativeDay(date(2020, 2, 29), 900, 9, 0)
     stored = days(date(2020, 3, 1), [(1000, 10, 0)])
-    assert [c.new_cases for c in daily_changes(stored, baseline)] == [100]
+    (change,) = daily_changes(stored, baseline)
+    assert (change.new_cases, change.first_day) == (100, False)
 
 
-def test_negative_daily_differences_are_reported_as_they_are():
-    # JHU's US recoveries drop to 0 on 2020-12-14; NYT revised cases down on 2021-06-04.
-    stored = days(date(2020, 12, 13), [(100, 5, 6_298_082), (90, 6, 0)])
-    (change,) = daily_changes(stored, baseline=None)
-    assert (change.new_cases, change.new_deaths, change.new_recoveries) == (-10, 1, -6_298_082)
+def test_negative_revisions_are_reported_but_a_drop_to_zero_is_a_gap_not_a_figure():
+    # NYT revised cases down; JHU's US recoveries fall to 0 on 2020-12-14 and stay there.
+    baseline = CumulativeDay(date(2020, 12, 12), 95, 5, 6_200_000)
+    stored = days(date(2020, 12, 13), [(100, 5, 6_298_082), (90, 6, 0), (95, 7, 0)])
+    changes = daily_changes(stored, baseline)
+    assert [(c.new_cases, c.new_deaths, c.new_recoveries, c.gaps) for c in changes] == [
+        (5, 0, 98_082, ()),
+        (-10, 1, None, ("recoveries",)),
+        (5, 1, None, ("recoveries",)),
+    ]
+
+
+def test_zeros_before_a_series_starts_are_real_zeros():
+    stored = days(date(2020, 1, 22), [(1, 0, 0), (1, 0, 0), (2, 0, 3)])
+    changes = daily_changes(stored, baseline=None)
+    assert [(c.new_recoveries, c.gaps) for c in changes] == [(0, ()), (0, ()), (3, ())]
+
+
+def test_a_gap_leaves_its_days_out_of_weekly_sums_and_says_so():
+    stored = days(date(2020, 12, 7), [(i, 0, 100 + i) for i in range(7)] + [(7 + i, 0, 0) for i in range(7)])
+    weekly = covid_changes(stored, CumulativeDay(date(2020, 12, 6), 0, 0, 100), Granularity.WEEKLY)
+    assert [(w.period, w.new_recoveries, w.gaps, w.complete) for w in weekly] == [
+        ("2020-W50", 6, (), True),
+        ("2020-W51", None, ("recoveries",), True),
+    ]
+
+
+def test_partial_weeks_and_months_are_marked():
+    stored = days(date(2020, 3, 4), [(i, 0, 0) for i in range(30)])  # Wed 4 Mar .. Thu 2 Apr
+    weekly = covid_changes(stored, CumulativeDay(date(2020, 3, 3), 0, 0, 0), Granularity.WEEKLY)
+    assert [(w.period, w.complete) for w in weekly] == [
+        ("2020-W10", False), ("2020-W11", True), ("2020-W12", True), ("2020-W13", True), ("2020-W14", False),
+    ]  # fmt: skip
+    monthly = covid_changes(stored, CumulativeDay(date(2020, 3, 3), 0, 0, 0), Granularity.MONTHLY)
+    assert [(m.period, m.complete) for m in monthly] == [("2020-03", False), ("2020-04", False)]
+    full_march = days(date(2020, 3, 1), [(i, 0, 0) for i in range(31)])
+    (march,) = covid_changes(full_march, CumulativeDay(date(2020, 2, 29), 0, 0, 0), Granularity.MONTHLY)
+    assert march.complete and march.days == 31
+
+
+def test_csv_of_periods_leaves_missing_figures_empty():
+    stored = days(date(2020, 12, 13), [(100, 5, 6), (90, 6, 0)])
+    text = covid_csv(covid_changes(stored, CumulativeDay(date(2020, 12, 12), 95, 5, 5), Granularity.DAILY))
+    assert text.splitlines() == [
+        "period,start,end,days,new_cases,new_deaths,new_recoveries,complete,first_day,gaps",
+        "2020-12-13,2020-12-13,2020-12-13,1,5,0,1,true,false,",
+        "2020-12-14,2020-12-14,2020-12-14,1,-10,1,,true,false,recoveries",
+    ]
 
 
 def test_a_gap_in_the_stored_days_attributes_the_change_to_the_later_day():
     stored = [CumulativeDay(date(2020, 3, 1), 1, 0, 0), CumulativeDay(date(2020, 3, 4), 9, 0, 0)]
-    (change,) = daily_changes(stored, baseline=None)
+    _, change = daily_changes(stored, baseline=None)
     assert (change.period, change.new_cases) == ("2020-03-04", 8)
 
 
@@ -93,8 +139,8 @@ def test_weeks_and_months_are_sums_of_daily_changes_and_keep_their_total():
     for i in range(70):  # 2020-01-30 .. 2020-04-08: crosses month and week boundaries
         running = [running[0] + (i * 7) % 50 - 5, running[1] + i % 3, running[2] + (i % 5) - 2]
         totals.append(tuple(running))
-    stored = days(date(2020, 1, 30), totals)
-    daily = daily_changes(stored, baseline=None)
+    stored = days(date(2020, 1, 30), [(c + 10**6, d + 10**6, r + 10**6) for c, d, r in totals])
+    daily = daily_changes(stored[1:], baseline=stored[0])
     for granularity in (Granularity.WEEKLY, Granularity.MONTHLY):
         grouped = group_changes(daily, granularity)
         assert sum(g.days for g in grouped) == len(daily)
@@ -108,7 +154,7 @@ def test_weeks_and_months_are_sums_of_daily_changes_and_keep_their_total():
 
 def test_weekly_periods_run_monday_to_sunday_and_partial_edges_say_which_days_they_hold():
     stored = days(date(2020, 3, 4), [(i, 0, 0) for i in range(12)])  # Wed 4 .. Sun 15 March
-    weekly = covid_changes(stored, baseline=None, granularity=Granularity.WEEKLY)
+    weekly = covid_changes(stored[1:], baseline=stored[0], granularity=Granularity.WEEKLY)
     assert [(w.period, w.start, w.end, w.days) for w in weekly] == [
         ("2020-W10", date(2020, 3, 5), date(2020, 3, 8), 4),
         ("2020-W11", date(2020, 3, 9), date(2020, 3, 15), 7),

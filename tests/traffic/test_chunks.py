@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from pipelines.traffic.chunks import (
     MAX_CHUNK_HOURS,
     RangeError,
+    arrival_hours,
+    hour_ranges_by_day,
     resolve_range,
     split_into_chunks,
     sql_parameters,
@@ -87,10 +89,55 @@ def test_sql_reads_only_the_arrival_partitions_it_needs_and_inserts_only_its_hou
     [chunk] = planned["chunks"]
     assert (chunk["arrival_from"], chunk["arrival_to"]) == ("2024123120", "2025010103")
     sql = render_insert_sql(chunk)
-    assert "BETWEEN '2024123120' AND '2025010103'" in sql
+    # typed partition columns compared one by one (prunable by the Glue catalog), never concat()
+    assert "concat(partition" not in sql and "concat(arrival" not in sql
+    assert (
+        "(arrival_year = 2024 AND arrival_month = 12 AND arrival_day = 31\n"
+        "        AND arrival_hour BETWEEN 20 AND 23)" in sql
+    )
+    assert (
+        "OR (arrival_year = 2025 AND arrival_month = 1 AND arrival_day = 1\n"
+        "        AND arrival_hour BETWEEN 0 AND 3)" in sql
+    )
     assert f"minute >= {int(datetime(2024, 12, 31, 22, tzinfo=UTC).timestamp())}" in sql
     assert "IN (1001, 1002)" in sql
-    assert planned["ready_at"] == "2025-01-01T04:00:00+00:00"
+    # end + max lateness + the default delivery margin (the stream's 5-minute buffer interval)
+    assert planned["ready_at"] == "2025-01-01T04:05:00+00:00"
+
+
+def test_the_delivery_margin_is_a_param_added_to_ready_at():
+    params = {"start": "2024-12-31", "end": "2025-01-01", "max_lateness_minutes": 60}
+    assert plan(params, None, None)["ready_at"] == "2025-01-01T01:05:00+00:00"
+    assert plan({**params, "delivery_margin_minutes": 15}, None, None)["ready_at"] == "2025-01-01T01:15:00+00:00"
+    assert plan({**params, "delivery_margin_minutes": 0}, None, None)["ready_at"] == "2025-01-01T01:00:00+00:00"
+
+
+def test_a_date_means_midnight_utc():
+    planned = plan({"start": "2024-12-28", "end": "2025-01-05"}, None, None)
+    assert (planned["start"], planned["end"]) == ("2024-12-28T00:00:00+00:00", "2025-01-05T00:00:00+00:00")
+    assert planned == plan({"start": "2024-12-28T00:00:00Z", "end": "2025-01-05T00:00:00+00:00"}, None, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=moments, length=st.integers(min_value=1, max_value=24 * 40))
+def test_hour_ranges_by_day_cover_exactly_the_hours(first, length):
+    first = first.replace(minute=0, second=0, microsecond=0)
+    last = first + (length - 1) * HOUR
+    ranges = hour_ranges_by_day(first, last)
+    covered = [
+        datetime(r["year"], r["month"], r["day"], h, tzinfo=UTC)
+        for r in ranges
+        for h in range(r["hour_from"], r["hour_to"] + 1)
+    ]
+    assert covered == [first + i * HOUR for i in range(length)]
+    assert len(ranges) == len({(r["year"], r["month"], r["day"]) for r in ranges})
+
+
+def test_arrival_hours_of_a_run_are_the_union_of_its_chunks_reads_each_once():
+    planned = plan({"start": "2024-12-31T20:00:00Z", "end": "2025-01-01T04:00:00Z", "chunk_hours": 3}, None, None)
+    hours = arrival_hours(planned["chunks"])
+    # 2 hours of window lookback before the range .. 2 hours of lateness after it
+    assert hours == [datetime(2024, 12, 31, 18, tzinfo=UTC) + i * HOUR for i in range(12)]
     assert sql_parameters is not None
 
 

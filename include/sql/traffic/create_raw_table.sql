@@ -1,6 +1,9 @@
 -- The raw feed as Kinesis Firehose lands it: JSON lines (some gzip) under arrival-hour
--- prefixes YYYY/MM/DD/HH/. Every value is typed string, as in the real feed; the
--- crawler (traffic_raw_crawler, a catalog target) keeps the schema and partitions in sync.
+-- prefixes YYYY/MM/DD/HH/. Every value is typed string, as in the real feed. No crawler
+-- touches this table: the schema is this declaration, and each run registers exactly the
+-- arrival-hour partitions it reads (Glue BatchCreatePartition, location = the Firehose
+-- prefix, storage inherited from the table), so the cost of a run never grows with history.
+-- Typed partition columns, compared one by one in queries: the Glue catalog prunes them.
 CREATE EXTERNAL TABLE IF NOT EXISTS traffic.raw_events (
   beschrijvende_id string,
   unieke_id string,
@@ -30,6 +33,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS traffic.raw_events (
   rekendata_beschikbaarheidsgraad string,
   rekendata_onrustigheid string
 )
-PARTITIONED BY (partition_0 string, partition_1 string, partition_2 string, partition_3 string)
+PARTITIONED BY (arrival_year int, arrival_month int, arrival_day int, arrival_hour int)
 ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
 LOCATION 's3://{{ var.value.get('data_lake_bucket', 'pipelines-data-lake') }}/traffic/raw/'

@@ -10,8 +10,36 @@ limit, opt-in fault injection, and one call to read what SES and SNS "sent".
         boto3.client("s3", endpoint_url=aws.endpoint_url, ...)
 
 or from a shell: ``python -m localaws --port 4566``.
+
+This module assembles the stack: ``server`` is the core (routing, control API, moto)
+and knows no extension; the extensions import the core, never the other way round.
 """
 
-from localaws.server import LocalAWS
+from __future__ import annotations
 
-__all__ = ["LocalAWS"]
+from collections.abc import Sequence
+
+from localaws import server
+from localaws.athena import AthenaExtension
+from localaws.dynamodb import DynamoDBExtension
+from localaws.faults import FaultSettings
+from localaws.glue_crawler import GlueCrawlerExtension
+
+EXTENSIONS: tuple[server.ExtensionFactory, ...] = (GlueCrawlerExtension, AthenaExtension, DynamoDBExtension)
+
+
+class LocalAWS(server.LocalAWS):
+    """The stack with every extension (see ``server.LocalAWS`` for the life cycle)."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: FaultSettings | None = None,
+        enforce_iam: bool | None = None,
+        extensions: Sequence[server.ExtensionFactory] = EXTENSIONS,
+    ) -> None:
+        super().__init__(port=port, host=host, faults=faults, enforce_iam=enforce_iam, extensions=extensions)
+
+
+__all__ = ["EXTENSIONS", "LocalAWS"]

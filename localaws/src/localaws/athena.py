@@ -16,6 +16,7 @@ action is ours (query executions, results, workgroups, catalog metadata) and a q
   and registers the new partitions. More than 100 partitions fail with
   HIVE_TOO_MANY_OPEN_PARTITIONS and write nothing; files are only published once the
   whole result is ready, so a failed or cancelled INSERT leaves nothing behind
+  (unless the fault ``athena_insert_fail_after_files`` fails it half-written)
   (``localaws/athena_engine.py``);
 * DDL: CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR TABLE, ALTER TABLE ADD/DROP
   PARTITION act on the Glue catalog (``localaws/athena_ddl.py``).
@@ -38,13 +39,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from localaws.athena_engine import execute
+from localaws.athena_query import EngineClients, Query
 from localaws.athena_sql import QueryCancelled, QueryFailed
 from localaws.errors import AwsError
 from localaws.s3io import split_s3_uri
@@ -56,70 +57,6 @@ RESULTS_PAGE_MAX = 1000
 CACHED_RESULTS = 4
 CANCELLED_REASON = "Query was cancelled by the user"
 CATALOG = "AwsDataCatalog"
-
-
-@dataclass
-class Query:
-    """One query execution, as GetQueryExecution describes it."""
-
-    query_id: str
-    sql: str
-    database: str | None
-    catalog: str
-    workgroup: str
-    output_location: str
-    submitted: float = field(default_factory=time.time)
-    state: str = "QUEUED"
-    reason: str | None = None
-    started: float | None = None
-    completed: float | None = None
-    scanned_bytes: int = 0
-    statement_type: str = "DML"
-    columns: list[tuple[str, str]] = field(default_factory=list)
-    update_count: int | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    connection: Any = None
-
-    def describe(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
-        if self.completed:
-            status["CompletionDateTime"] = self.completed
-        if self.reason:
-            status["StateChangeReason"] = self.reason
-        if self.state == "FAILED":
-            status["AthenaError"] = {
-                "ErrorCategory": 2,  # USER
-                "ErrorType": 1000,
-                "Retryable": False,
-                "ErrorMessage": self.reason,
-            }
-        now = time.time()
-        queue_ms = int(((self.started or self.completed or now) - self.submitted) * 1000)
-        engine_ms = int(((self.completed or now) - self.started) * 1000) if self.started else 0
-        return {
-            "QueryExecutionId": self.query_id,
-            "Query": self.sql,
-            "StatementType": self.statement_type,
-            "ResultConfiguration": {"OutputLocation": self.output_location},
-            "QueryExecutionContext": {
-                key: value
-                for key, value in {"Database": self.database, "Catalog": self.catalog}.items()
-                if value
-            },
-            "Status": status,
-            "Statistics": {
-                "EngineExecutionTimeInMillis": engine_ms,
-                "DataScannedInBytes": self.scanned_bytes,
-                "TotalExecutionTimeInMillis": queue_ms + engine_ms,
-                "QueryQueueTimeInMillis": queue_ms,
-                "ServiceProcessingTimeInMillis": 1,
-            },
-            "WorkGroup": self.workgroup,
-            "EngineVersion": {
-                "SelectedEngineVersion": "AUTO",
-                "EffectiveEngineVersion": "Athena engine version 3",
-            },
-        }
 
 
 def _new_workgroup(name: str, configuration: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -428,7 +365,7 @@ class AthenaExtension(Extension):
         try:
             if query.cancel.wait(float(os.environ.get("LOCALAWS_ATHENA_MIN_SECONDS", "0"))):
                 raise QueryCancelled
-            execute(self, query)
+            execute(EngineClients(glue=self.glue(), s3=self.s3(), faults=self.stack.faults), query)
             if query.cancel.is_set():
                 raise QueryCancelled
         except (QueryCancelled, duckdb.InterruptException):
@@ -445,7 +382,7 @@ class AthenaExtension(Extension):
             query.state, query.reason, query.completed = state, reason, time.time()
         log.info("query %s %s %s", query.query_id, state, reason or "")
 
-    # -- what the engine and the DDL use ----------------------------------------------------
+    # -- the clients the engine and the DDL are given ---------------------------------------
 
     def glue(self) -> Any:
         return self.stack.internal_client("glue")

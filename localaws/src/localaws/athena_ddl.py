@@ -6,26 +6,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from localaws.athena_sql import QueryFailed
+from localaws.hive_formats import STORED_AS
 from localaws.s3io import list_objects, split_s3_uri
 
 if TYPE_CHECKING:
-    from localaws.athena import AthenaExtension, Query
+    from localaws.athena_query import EngineClients, Query
 
 IDENT = r"`?\"?([A-Za-z0-9_]+)\"?`?"
 QUALIFIED = rf"(?:{IDENT}\.)?{IDENT}"
-
-FORMATS = {
-    "PARQUET": (
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-    ),
-    "TEXTFILE": (
-        "org.apache.hadoop.mapred.TextInputFormat",
-        "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
-    ),
-}
 
 
 def split_top_level(text: str, separator: str = ",") -> list[str]:
@@ -85,7 +73,7 @@ def _database(query: Query, explicit: str | None) -> str:
     return (explicit or query.database or "default").lower()
 
 
-def run_ddl(extension: AthenaExtension, query: Query, sql: str) -> bool:
+def run_ddl(clients: EngineClients, query: Query, sql: str) -> bool:
     """Run ``sql`` if it is DDL we emulate; answer False for anything else."""
     head = re.sub(r"\s+", " ", sql[:60]).upper()
     if (
@@ -93,19 +81,19 @@ def run_ddl(extension: AthenaExtension, query: Query, sql: str) -> bool:
         or head.startswith("CREATE TABLE")
         and " LOCATION " in sql.upper()
     ):
-        _create_table(extension, query, sql)
+        _create_table(clients, query, sql)
     elif head.startswith("DROP TABLE"):
-        _drop_table(extension, query, sql)
+        _drop_table(clients, query, sql)
     elif head.startswith("MSCK REPAIR TABLE"):
-        _msck_repair(extension, query, sql)
+        _msck_repair(clients, query, sql)
     elif head.startswith("ALTER TABLE"):
-        _alter_partitions(extension, query, sql)
+        _alter_partitions(clients, query, sql)
     else:
         return False
     return True
 
 
-def _create_table(extension: AthenaExtension, query: Query, sql: str) -> None:
+def _create_table(clients: EngineClients, query: Query, sql: str) -> None:
     match = re.match(rf"\s*CREATE\s+(?:EXTERNAL\s+)?TABLE\s+(IF\s+NOT\s+EXISTS\s+)?{QUALIFIED}\s*", sql, re.I)
     if not match:
         raise QueryFailed("SYNTAX_ERROR: cannot read the table name of CREATE EXTERNAL TABLE")
@@ -126,9 +114,9 @@ def _create_table(extension: AthenaExtension, query: Query, sql: str) -> None:
         raise QueryFailed("SYNTAX_ERROR: CREATE EXTERNAL TABLE needs a LOCATION")
     stored = re.search(r"STORED\s+AS\s+(\w+)", tail, re.I)
     fmt = stored.group(1).upper() if stored else "TEXTFILE"
-    if fmt not in FORMATS:
+    if fmt not in STORED_AS:
         raise QueryFailed(f"NOT_SUPPORTED: STORED AS {fmt}")
-    input_format, output_format, serde = FORMATS[fmt]
+    input_format, output_format, serde = STORED_AS[fmt]
     serde_match = re.search(r"ROW\s+FORMAT\s+SERDE\s+'([^']+)'", tail, re.I)
     if serde_match:
         serde = serde_match.group(1)
@@ -149,7 +137,7 @@ def _create_table(extension: AthenaExtension, query: Query, sql: str) -> None:
         table_parameters.setdefault("classification", "parquet")
     else:
         table_parameters.setdefault("classification", "csv")
-    glue = extension.glue()
+    glue = clients.glue
     table_input = {
         "Name": name,
         "TableType": "EXTERNAL_TABLE",
@@ -174,11 +162,11 @@ def _create_table(extension: AthenaExtension, query: Query, sql: str) -> None:
             raise QueryFailed(f"ALREADY_EXISTS: Table {database}.{name} already exists") from error
 
 
-def _drop_table(extension: AthenaExtension, query: Query, sql: str) -> None:
+def _drop_table(clients: EngineClients, query: Query, sql: str) -> None:
     match = re.match(rf"\s*DROP\s+TABLE\s+(IF\s+EXISTS\s+)?{QUALIFIED}\s*$", sql, re.I)
     if not match:
         raise QueryFailed("SYNTAX_ERROR: cannot read DROP TABLE")
-    glue = extension.glue()
+    glue = clients.glue
     database, name = _database(query, match.group(2)), match.group(3).lower()
     try:
         glue.delete_table(DatabaseName=database, Name=name)
@@ -187,25 +175,23 @@ def _drop_table(extension: AthenaExtension, query: Query, sql: str) -> None:
             raise QueryFailed(f"TABLE_NOT_FOUND: Table {database}.{name} does not exist") from error
 
 
-def _table(extension: AthenaExtension, database: str, name: str) -> dict[str, Any]:
-    glue = extension.glue()
+def _table(clients: EngineClients, database: str, name: str) -> dict[str, Any]:
+    glue = clients.glue
     try:
         return glue.get_table(DatabaseName=database, Name=name)["Table"]
     except glue.exceptions.EntityNotFoundException as error:
         raise QueryFailed(f"TABLE_NOT_FOUND: Table {database}.{name} does not exist") from error
 
 
-def _existing_partitions(extension: AthenaExtension, database: str, name: str) -> set[tuple[str, ...]]:
+def _existing_partitions(clients: EngineClients, database: str, name: str) -> set[tuple[str, ...]]:
     existing: set[tuple[str, ...]] = set()
-    for page in (
-        extension.glue().get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name)
-    ):
+    for page in clients.glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name):
         existing.update(tuple(p["Values"]) for p in page["Partitions"])
     return existing
 
 
 def _add(
-    extension: AthenaExtension, database: str, table: dict[str, Any], entries: list[tuple[list[str], str]]
+    clients: EngineClients, database: str, table: dict[str, Any], entries: list[tuple[list[str], str]]
 ) -> None:
     descriptor = table["StorageDescriptor"]
     inputs = [
@@ -213,24 +199,24 @@ def _add(
         for values, location in entries
     ]
     for start in range(0, len(inputs), 100):
-        extension.glue().batch_create_partition(
+        clients.glue.batch_create_partition(
             DatabaseName=database, TableName=table["Name"], PartitionInputList=inputs[start : start + 100]
         )
 
 
-def _msck_repair(extension: AthenaExtension, query: Query, sql: str) -> None:
+def _msck_repair(clients: EngineClients, query: Query, sql: str) -> None:
     match = re.match(rf"\s*MSCK\s+REPAIR\s+TABLE\s+{QUALIFIED}\s*$", sql, re.I)
     if not match:
         raise QueryFailed("SYNTAX_ERROR: cannot read MSCK REPAIR TABLE")
     database, name = _database(query, match.group(1)), match.group(2).lower()
-    table = _table(extension, database, name)
+    table = _table(clients, database, name)
     keys = [k["Name"].lower() for k in table.get("PartitionKeys", [])]
     if not keys:
         return
     location = table["StorageDescriptor"]["Location"].rstrip("/") + "/"
     bucket, prefix = split_s3_uri(location)
     found: dict[tuple[str, ...], str] = {}
-    for obj in list_objects(extension.s3(), bucket, prefix):
+    for obj in list_objects(clients.s3, bucket, prefix):
         folders = obj.key[len(prefix) :].split("/")[:-1]
         if len(folders) != len(keys):
             continue
@@ -238,10 +224,8 @@ def _msck_repair(extension: AthenaExtension, query: Query, sql: str) -> None:
         if all(k.lower() == key and sep for (k, sep, _v), key in zip(pairs, keys, strict=True)):
             values = tuple(v for _k, _sep, v in pairs)
             found[values] = f"{location}{'/'.join(folders)}/"
-    existing = _existing_partitions(extension, database, name)
-    _add(
-        extension, database, table, [(list(v), loc) for v, loc in sorted(found.items()) if v not in existing]
-    )
+    existing = _existing_partitions(clients, database, name)
+    _add(clients, database, table, [(list(v), loc) for v, loc in sorted(found.items()) if v not in existing])
 
 
 def _partition_specs(text: str) -> list[tuple[dict[str, str], str | None]]:
@@ -255,7 +239,7 @@ def _partition_specs(text: str) -> list[tuple[dict[str, str], str | None]]:
     return specs
 
 
-def _alter_partitions(extension: AthenaExtension, query: Query, sql: str) -> None:
+def _alter_partitions(clients: EngineClients, query: Query, sql: str) -> None:
     match = re.match(
         rf"\s*ALTER\s+TABLE\s+{QUALIFIED}\s+(ADD|DROP)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(.*)$", sql, re.I | re.S
     )
@@ -263,7 +247,7 @@ def _alter_partitions(extension: AthenaExtension, query: Query, sql: str) -> Non
         raise QueryFailed("NOT_SUPPORTED: only ALTER TABLE ADD/DROP PARTITION is emulated offline")
     database, name = _database(query, match.group(1)), match.group(2).lower()
     action, guarded, rest = match.group(3).upper(), bool(match.group(4)), match.group(5)
-    table = _table(extension, database, name)
+    table = _table(clients, database, name)
     keys = [k["Name"].lower() for k in table.get("PartitionKeys", [])]
     specs = _partition_specs(rest)
     if not specs:
@@ -275,18 +259,18 @@ def _alter_partitions(extension: AthenaExtension, query: Query, sql: str) -> Non
         ordered = [values[k] for k in keys]
         base = table["StorageDescriptor"]["Location"].rstrip("/")
         entries.append((ordered, location or base + "/" + "/".join(f"{k}={values[k]}" for k in keys) + "/"))
-    existing = _existing_partitions(extension, database, name)
+    existing = _existing_partitions(clients, database, name)
     if action == "ADD":
         duplicates = [e for e in entries if tuple(e[0]) in existing]
         if duplicates and not guarded:
             raise QueryFailed(f"ALREADY_EXISTS: Partition already exists: {duplicates[0][0]}")
-        _add(extension, database, table, [e for e in entries if tuple(e[0]) not in existing])
+        _add(clients, database, table, [e for e in entries if tuple(e[0]) not in existing])
         return
     missing = [e for e in entries if tuple(e[0]) not in existing]
     if missing and not guarded:
         raise QueryFailed(f"PARTITION_NOT_FOUND: Partition does not exist: {missing[0][0]}")
     to_delete = [{"Values": e[0]} for e in entries if tuple(e[0]) in existing]
     for start in range(0, len(to_delete), 25):
-        extension.glue().batch_delete_partition(
+        clients.glue.batch_delete_partition(
             DatabaseName=database, TableName=name, PartitionsToDelete=to_delete[start : start + 25]
         )

@@ -3,7 +3,9 @@
 Every query gets its own in-memory DuckDB connection (TimeZone UTC, built-in extensions
 only) and a temporary folder for the S3 files it reads and the files it writes. Nothing
 an INSERT writes reaches S3 or the catalog before the whole result is ready and checked
-(partition limit, cancellation), so a failed or cancelled INSERT leaves nothing behind.
+(partition limit, cancellation), so a failed or cancelled INSERT leaves nothing behind;
+only the injected fault ``athena_insert_fail_after_files`` leaves part of its files, as
+real Athena can. Trino's type rules are checked first (``athena_types.py``).
 """
 
 from __future__ import annotations
@@ -35,16 +37,17 @@ from localaws.athena_sql import (
     QueryCancelled,
     QueryFailed,
     athena_type,
-    duckdb_type,
     name_result_columns,
     parse,
     result_value_sql,
     to_duckdb,
 )
+from localaws.athena_types import catalog_schema, check_types, insert_coercible
+from localaws.hive_formats import duckdb_type
 from localaws.s3io import split_s3_uri
 
 if TYPE_CHECKING:
-    from localaws.athena import AthenaExtension, Query
+    from localaws.athena_query import EngineClients, Query
 
 log = logging.getLogger("localaws.athena")
 
@@ -53,6 +56,7 @@ TOO_MANY_PARTITIONS = (
     "HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of 100 open writers for partitions/buckets"
 )
 UPLOAD_THREADS = 4
+INSERT_FAULT_REASON = "GENERIC_INTERNAL_ERROR: Error committing write to Hive"
 # Hive's FileUtils.escapePathName: the characters a partition folder name escapes
 HIVE_ESCAPED = set("\"#%'*/:=?\\\x7f{[]^") | {chr(c) for c in range(1, 32)}
 
@@ -62,10 +66,10 @@ def strip_leading_comments(sql: str) -> str:
     return re.sub(r"\A(\s*(--[^\n]*(\n|\Z)|/\*.*?\*/))*\s*", "", sql, flags=re.S)
 
 
-def execute(extension: AthenaExtension, query: Query) -> None:
+def execute(clients: EngineClients, query: Query) -> None:
     """Run the query to its end; raise QueryFailed or QueryCancelled to end it otherwise."""
     sql = strip_leading_comments(query.sql).rstrip().rstrip(";").strip()
-    if run_ddl(extension, query, sql):
+    if run_ddl(clients, query, sql):
         query.statement_type = "DDL"
         return
     tree = parse(sql)
@@ -77,9 +81,9 @@ def execute(extension: AthenaExtension, query: Query) -> None:
         connection.execute("SET TimeZone = 'UTC'")
         query.connection = connection
         if isinstance(tree, exp.Insert):
-            _insert(extension, query, tree, connection, workdir)
+            _insert(clients, query, tree, connection, workdir)
         else:
-            _select(extension, query, tree, connection, workdir)
+            _select(clients, query, tree, connection, workdir)
     except duckdb.InterruptException:
         raise QueryCancelled from None
     except duckdb.Error as error:
@@ -93,6 +97,9 @@ def execute(extension: AthenaExtension, query: Query) -> None:
 def duckdb_failure_reason(error: duckdb.Error) -> str:
     """An Athena-style StateChangeReason for a DuckDB error (its first line)."""
     message = str(error).split("\n")[0]
+    raised = re.search(r"\b(INVALID_CAST_ARGUMENT: .*)", message)
+    if raised:  # raised by a rewritten expression (athena_sql.strict_cast) with Athena's reason
+        return raised[1]
     if isinstance(error, duckdb.BinderException):
         if "column" in message.lower() and ("not found" in message.lower() or "does not have" in message):
             return f"COLUMN_NOT_FOUND: {message}"
@@ -128,7 +135,7 @@ def _table_references(tree: exp.Expression) -> list[exp.Table]:
 
 
 def _bind_tables(
-    extension: AthenaExtension, query: Query, tree: exp.Expression, connection: Any, workdir: Path
+    clients: EngineClients, query: Query, tree: exp.Expression, connection: Any, workdir: Path
 ) -> None:
     """Load every catalog table the statement reads and point the statement at the copies."""
     references = _table_references(tree)
@@ -141,9 +148,11 @@ def _bind_tables(
     for node in references:
         key = key_of(node)
         if key not in tables:
-            tables[key] = fetch_table(extension.glue(), *key)
+            tables[key] = fetch_table(clients.glue, *key)
         keys = [name for name, _type in tables[key].partition_keys]
         predicates.setdefault(key, []).append(partition_predicate(node, keys))
+    # before any byte is read, as Athena's analyzer rejects the statement before it runs
+    check_types(tree, catalog_schema(tables), query.database or "default")
     view_names = {}
     for number, (key, table) in enumerate(tables.items()):
         if query.cancel.is_set():
@@ -151,7 +160,7 @@ def _bind_tables(
         view_names[key] = f"__table_{number}"
         partitions = select_partitions(connection, table, predicates[key])
         query.scanned_bytes += load_table(
-            connection, extension.s3(), table, partitions, view_names[key], workdir, query.cancel.is_set
+            connection, clients.s3, table, partitions, view_names[key], workdir, query.cancel.is_set
         )
     for node in references:
         replacement = exp.Table(this=exp.to_identifier(view_names[key_of(node)], quoted=True))
@@ -163,10 +172,10 @@ def _bind_tables(
 
 
 def _select(
-    extension: AthenaExtension, query: Query, tree: exp.Expression, connection: Any, workdir: Path
+    clients: EngineClients, query: Query, tree: exp.Expression, connection: Any, workdir: Path
 ) -> None:
     """Run the SELECT and write Athena's result file, ``<location>/<id>.csv``."""
-    _bind_tables(extension, query, tree, connection, workdir)
+    _bind_tables(clients, query, tree, connection, workdir)
     name_result_columns(tree)
     sql = to_duckdb(tree)
     relation = connection.sql(sql)  # binds (unknown columns fail here) without running
@@ -183,34 +192,26 @@ def _select(
     query.columns = [(name, athena_type(kind)) for name, kind in zip(names, types, strict=True)]
     header = ",".join('"' + name.replace('"', '""') + '"' for name in names) + "\n"
     bucket, key = split_s3_uri(query.output_location or "")
-    extension.s3().put_object(Bucket=bucket, Key=key, Body=header.encode() + data_file.read_bytes())
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=header.encode() + data_file.read_bytes())
 
 
 # -- INSERT INTO --------------------------------------------------------------------------
 
-TYPE_FAMILIES = {
-    "numeric": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "U", "FLOAT", "DOUBLE", "DECIMAL"),
-    "text": ("VARCHAR",),
-    "boolean": ("BOOLEAN",),
-    "temporal": ("DATE", "TIMESTAMP"),
-}
+
+def _trino_type_name(duckdb_type_name: str) -> str:
+    """The Trino type a DuckDB result column stands for (``decimal(p,s)`` kept whole, NULL unknown)."""
+    if duckdb_type_name.strip('"').upper() == "NULL":
+        return "unknown"
+    if duckdb_type_name.upper().startswith("DECIMAL"):
+        return duckdb_type_name.lower()
+    return athena_type(duckdb_type_name)
 
 
-def _family(duckdb_type_name: str) -> str | None:
-    upper = duckdb_type_name.upper()
-    for family, prefixes in TYPE_FAMILIES.items():
-        if upper.startswith(prefixes):
-            return family
-    return None  # NULL, nested types: let the cast decide
-
-
-def _insert(
-    extension: AthenaExtension, query: Query, tree: exp.Insert, connection: Any, workdir: Path
-) -> None:
+def _insert(clients: EngineClients, query: Query, tree: exp.Insert, connection: Any, workdir: Path) -> None:
     """INSERT INTO a Parquet Glue table: new files in Hive folders, new partitions registered."""
     target_node = tree.this if isinstance(tree.this, exp.Table) else tree.this.this
     database = (target_node.db or query.database or "default").lower()
-    target = fetch_table(extension.glue(), database, target_node.name.lower())
+    target = fetch_table(clients.glue, database, target_node.name.lower())
     if target.file_format != "parquet":
         raise QueryFailed(
             f"NOT_SUPPORTED: INSERT INTO offline writes Parquet tables only ({database}.{target.name})"
@@ -225,7 +226,7 @@ def _insert(
     names = explicit or [name for name, _type in table_columns]
 
     select = tree.expression
-    _bind_tables(extension, query, select, connection, workdir)
+    _bind_tables(clients, query, select, connection, workdir)
     sql = to_duckdb(select)
     query_types = [str(t) for t in connection.sql(sql).types]
     declared = dict(table_columns)
@@ -234,13 +235,10 @@ def _insert(
             f"TYPE_MISMATCH: Insert query has {len(query_types)} columns, "
             f"table {database}.{target.name} expects {len(names)}"
         )
-    mismatched = [
-        (name, kind)
+    if not all(
+        insert_coercible(_trino_type_name(kind), declared[name])
         for name, kind in zip(names, query_types, strict=True)
-        if None not in (_family(kind), _family(duckdb_type(declared[name])))
-        and _family(kind) != _family(duckdb_type(declared[name]))
-    ]
-    if mismatched:
+    ):
         raise QueryFailed(
             "TYPE_MISMATCH: Insert query has mismatched column types: "
             f"Table: [{', '.join(declared[n] for n in names)}], "
@@ -278,11 +276,11 @@ def _insert(
             connection.execute(f"COPY __typed TO {sql_string(str(out / 'data.parquet'))} (FORMAT PARQUET)")
     if query.cancel.is_set():
         raise QueryCancelled
-    _publish(extension, query, target, out)
+    _publish(clients, query, target, out)
     query.update_count = rows
     query.columns = [("rows", "bigint")]
     bucket, key = split_s3_uri(query.output_location or "")
-    extension.s3().put_object(Bucket=bucket, Key=key, Body=f'"rows"\n"{rows}"\n'.encode())
+    clients.s3.put_object(Bucket=bucket, Key=key, Body=f'"rows"\n"{rows}"\n'.encode())
 
 
 def hive_folder_value(value: str) -> str:
@@ -290,9 +288,9 @@ def hive_folder_value(value: str) -> str:
     return "".join(f"%{ord(c):02X}" if c in HIVE_ESCAPED else c for c in value)
 
 
-def _publish(extension: AthenaExtension, query: Query, target: TableData, out: Path) -> None:
+def _publish(clients: EngineClients, query: Query, target: TableData, out: Path) -> None:
     """Upload the written files under new names, then register the new partitions."""
-    s3, glue = extension.s3(), extension.glue()
+    s3, glue = clients.s3, clients.glue
     table_location = target.location.rstrip("/") + "/"
     existing = {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in target.partitions}
     key_names = [name for name, _type in target.partition_keys]
@@ -310,6 +308,10 @@ def _publish(extension: AthenaExtension, query: Query, target: TableData, out: P
                 new_partitions[values] = location
         # never overwrite: INSERT INTO appends, as Athena does
         uploads.append((path, f"{location}{query.query_id}_{number:05d}_{uuid.uuid4().hex[:8]}.parquet"))
+
+    fail_after = clients.faults.take_athena_insert_failure()
+    if fail_after is not None:
+        _publish_partly(s3, query, uploads[:fail_after], len(uploads))
 
     def upload(item: tuple[Path, str]) -> str:
         bucket, key = split_s3_uri(item[1])
@@ -329,6 +331,26 @@ def _publish(extension: AthenaExtension, query: Query, target: TableData, out: P
             bucket, key = split_s3_uri(location)
             s3.delete_object(Bucket=bucket, Key=key)
         raise
+
+
+def _publish_partly(s3: Any, query: Query, uploads: list[tuple[Path, str]], total: int) -> None:
+    """The injected fault ``athena_insert_fail_after_files``: fail as Athena can mid-write.
+
+    Real Athena uploads an INSERT's files as its writers finish and does not remove them
+    when the query fails later: the files that landed stay. Files in partitions the
+    catalog already has are visible to the next query at once; new partitions are not
+    registered (a later crawl, MSCK REPAIR or INSERT into that partition exposes them).
+    """
+    for path, location in uploads:
+        bucket, key = split_s3_uri(location)
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    log.warning(
+        "injected fault: INSERT %s wrote %s of %s file(s), then failed", query.query_id, len(uploads), total
+    )
+    raise QueryFailed(
+        f"{INSERT_FAULT_REASON} (wrote {len(uploads)} of {total} file(s); "
+        "files already written are not removed)"
+    )
 
 
 def _register_partitions(glue: Any, target: TableData, new_partitions: dict[tuple[str, ...], str]) -> None:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+STRICT_CAST = "trino_strict_cast"  # meta key on a Cast node: "text" (from varchar) or "round"
+INTEGER_TEXT = r"[+-]?[0-9]+"  # what Java's Long.parseLong accepts (Trino's varchar -> integer cast)
+
 
 class QueryFailed(Exception):
     """Ends a query FAILED with this message as its StateChangeReason."""
@@ -24,24 +27,6 @@ class QueryFailed(Exception):
 class QueryCancelled(Exception):
     """Ends a query CANCELLED (StopQueryExecution was called while it ran)."""
 
-
-GLUE_TO_DUCKDB = {
-    "string": "VARCHAR",
-    "varchar": "VARCHAR",
-    "char": "VARCHAR",
-    "bigint": "BIGINT",
-    "int": "INTEGER",
-    "integer": "INTEGER",
-    "smallint": "SMALLINT",
-    "tinyint": "TINYINT",
-    "double": "DOUBLE",
-    "float": "FLOAT",
-    "real": "FLOAT",
-    "boolean": "BOOLEAN",
-    "timestamp": "TIMESTAMP",
-    "date": "DATE",
-    "binary": "BLOB",
-}
 
 DUCKDB_TO_ATHENA = {
     "varchar": "varchar",
@@ -62,16 +47,6 @@ DUCKDB_TO_ATHENA = {
     "blob": "varbinary",
     "interval": "interval day to second",
 }
-
-
-def duckdb_type(glue_type: str) -> str:
-    """The DuckDB type a Glue column type is read as (complex types stay text)."""
-    glue_type = glue_type.strip().lower()
-    if glue_type.startswith("decimal"):
-        return glue_type.upper()
-    if glue_type.startswith(("varchar", "char")):
-        return "VARCHAR"
-    return GLUE_TO_DUCKDB.get(glue_type, "VARCHAR")
 
 
 def athena_type(duckdb_type_name: str) -> str:
@@ -168,6 +143,8 @@ def _joda_format(node: exp.Expression) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Cast) and node.meta.get(STRICT_CAST):
+        return strict_cast(node)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "format_datetime":
         value, pattern = node.expressions
         return exp.Anonymous(this="strftime", expressions=[value, _joda_format(pattern)])
@@ -212,6 +189,37 @@ def _row_order(
             exp.and_(exp.EQ(this=field.copy(), expression=bound.copy()), exp.paren(result)),
         )
     return exp.paren(result)
+
+
+def strict_cast(node: exp.Cast) -> exp.Expression:
+    """The DuckDB form of a cast ``athena_types.check_types`` marked: Trino's rules (see there)."""
+    target = node.to
+    if node.meta.get(STRICT_CAST) == "round":
+        return exp.Cast(
+            this=exp.Anonymous(this="round", expressions=[node.this.transform(_rewrite)]), to=target.copy()
+        )
+    value = node.this.transform(_rewrite)
+    trying = isinstance(node, exp.TryCast)
+    matches = exp.Anonymous(
+        this="regexp_full_match", expressions=[value.copy(), exp.Literal.string(INTEGER_TEXT)]
+    )
+    converted = (exp.TryCast if trying else exp.Cast)(this=value.copy(), to=target.copy())
+    if trying:
+        otherwise: exp.Expression = exp.null()
+    else:
+        text = "INVALID_CAST_ARGUMENT: Cannot cast '"
+        message = exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string(text), expression=value.copy()),
+            expression=exp.Literal.string(f"' to {target.this.name}"),
+        )
+        otherwise = exp.Anonymous(this="error", expressions=[message])
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.Is(this=value.copy(), expression=exp.null()), true=exp.null()),
+            exp.If(this=matches, true=converted),
+        ],
+        default=otherwise,
+    )
 
 
 def parse(sql: str) -> exp.Expression:

@@ -1,7 +1,9 @@
-"""DynamoDB BatchWriteItem as AWS answers it: the 25-request limit, throttling, UnprocessedItems.
+"""DynamoDB writes as AWS answers them: the 25-request limit, throttling, UnprocessedItems, failures.
 
 moto accepts any number of requests and always processes all of them; code that never
-meets UnprocessedItems or throttling in tests loses data in production.
+meets UnprocessedItems, throttling or a write failing half-way through a load in tests
+loses data in production. PutItem and DeleteItem pass through to moto unless the fault
+``dynamodb_fail_after_writes`` fails them.
 """
 
 from __future__ import annotations
@@ -10,14 +12,39 @@ import json
 from typing import Any
 
 from localaws.errors import AwsError
-from localaws.server import Extension, JsonHandler
+from localaws.faults import DYNAMODB_FAILURES
+from localaws.server import Extension, JsonHandler, is_internal
 
 MAX_BATCH_REQUESTS = 25
 
 
 class DynamoDBExtension(Extension):
     def handlers(self) -> dict[str, JsonHandler]:
-        return {"DynamoDB_20120810.BatchWriteItem": self.batch_write_item}
+        return {
+            "DynamoDB_20120810.BatchWriteItem": self.batch_write_item,
+            "DynamoDB_20120810.PutItem": self.single_write,
+            "DynamoDB_20120810.DeleteItem": self.single_write,
+        }
+
+    def _fail_injected_write(self, request: dict[str, Any]) -> None:
+        """Raise the injected error when this write is past ``dynamodb_fail_after_writes``."""
+        if is_internal(request["__environ__"]):
+            return
+        code = self.stack.faults.dynamodb_write_failure()
+        if code is not None:
+            status, message = DYNAMODB_FAILURES[code]
+            raise AwsError(f"com.amazonaws.dynamodb.v20120810#{code}", message, status)
+
+    def _forward(self, request: dict[str, Any], body: bytes) -> dict[str, Any]:
+        status, answer = self.stack.app.call_moto(request["__environ__"], body)  # type: ignore[union-attr]
+        if status != 200:
+            raise AwsError(answer.get("__type", "InternalFailure"), answer.get("message", ""), status)
+        return answer
+
+    def single_write(self, request: dict[str, Any]) -> dict[str, Any]:
+        """PutItem / DeleteItem: moto's answer, unless the injected failure hits it."""
+        self._fail_injected_write(request)
+        return self._forward(request, request["__raw_body__"])
 
     def batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
         request_items: dict[str, list[dict[str, Any]]] = request.get("RequestItems") or {}
@@ -43,6 +70,7 @@ class DynamoDBExtension(Extension):
                 "The level of configured provisioned throughput for the table was exceeded. "
                 "Consider increasing your provisioning level with the UpdateTable API.",
             )
+        self._fail_injected_write(request)
         processed, unprocessed = request_items, {}
         if faults.draw("dynamodb_unprocessed_rate"):
             processed, unprocessed = _split(request_items, keep_fraction=faults.fraction())
@@ -50,11 +78,7 @@ class DynamoDBExtension(Extension):
         if processed:
             forwarded = {k: v for k, v in request.items() if not k.startswith("__")}
             forwarded["RequestItems"] = processed
-            status, body = self.stack.app.call_moto(  # type: ignore[union-attr]
-                request["__environ__"], json.dumps(forwarded).encode()
-            )
-            if status != 200:
-                raise AwsError(body.get("__type", "InternalFailure"), body.get("message", ""), status)
+            body = self._forward(request, json.dumps(forwarded).encode())
             for table, writes in (body.get("UnprocessedItems") or {}).items():
                 result["UnprocessedItems"].setdefault(table, []).extend(writes)
             if "ConsumedCapacity" in body:

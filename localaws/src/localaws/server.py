@@ -14,15 +14,14 @@ see exactly what a user's client sees. Internal calls are exempt from fault inje
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
-import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -30,6 +29,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws.errors import AwsError
 from localaws.faults import FaultSettings
+from localaws.iam_enforcement import IamEnforcement
 
 log = logging.getLogger("localaws")
 
@@ -37,7 +37,20 @@ INTERNAL_USER_AGENT = "localaws-internal"
 DEFAULT_REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
+# query parameters that make a GET on an object read something other than its bytes
+S3_SUBRESOURCES = {
+    "acl",
+    "tagging",
+    "attributes",
+    "retention",
+    "legal-hold",
+    "torrent",
+    "uploadId",
+    "uploads",
+}
+
 JsonHandler = Callable[[dict[str, Any]], dict[str, Any]]
+ExtensionFactory = Callable[["StackContext"], "Extension"]  # an Extension subclass, usually
 
 
 class Extension:
@@ -107,7 +120,7 @@ def _is_s3_request(environ: dict[str, Any]) -> bool:
     return "/s3/aws4_request" in auth or environ.get("HTTP_X_AMZ_CONTENT_SHA256") is not None
 
 
-def _is_internal(environ: dict[str, Any]) -> bool:
+def is_internal(environ: dict[str, Any]) -> bool:
     return INTERNAL_USER_AGENT in environ.get("HTTP_USER_AGENT", "")
 
 
@@ -149,13 +162,42 @@ class LocalAWSApp:
                 handler = self.handlers.get("AmazonAthena.*")
             if handler is not None:
                 return self._handle_json(environ, start_response, target, handler)
-        elif (
-            _is_s3_request(environ)
-            and not _is_internal(environ)
-            and self.stack.faults.draw("s3_slowdown_rate")
-        ):
-            return self._s3_slowdown(start_response)
+        elif _is_s3_request(environ) and not is_internal(environ):
+            if self.stack.faults.draw("s3_slowdown_rate"):
+                return self._s3_slowdown(start_response)
+            read = self._s3_object_read(environ)
+            if read and self.stack.faults.s3_access_denied(*read):
+                return self._s3_access_denied(environ, start_response)
         return self.moto_app(environ, start_response)
+
+    def _s3_object_read(self, environ: dict[str, Any]) -> tuple[str, str] | None:
+        """(bucket, key) of a GetObject / HeadObject request, path or virtual-hosted style."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return None
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if set(query) & S3_SUBRESOURCES:
+            return None  # GetObjectAcl, GetObjectTagging, ...: not a read of the object's bytes
+        path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+        host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
+        own_host = urlsplit(self.stack.endpoint_url).hostname or ""
+        if own_host and host.endswith("." + own_host):
+            bucket, key = host[: -len(own_host) - 1], path
+        else:
+            bucket, _, key = path.partition("/")
+        return (bucket, key) if bucket and key else None
+
+    @staticmethod
+    def _s3_access_denied(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+            b"<Message>Access Denied</Message></Error>"
+        )
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            body = b""  # S3 answers a HEAD with the status alone
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
     def _handle_json(
         self, environ: dict[str, Any], start_response: Any, target: str, handler: JsonHandler
@@ -210,9 +252,7 @@ class LocalAWSApp:
         for extension in self.extensions:
             extension.reset()
         moto_api_backend.reset()
-        self.stack.faults.update(
-            {"dynamodb_unprocessed_rate": 0, "dynamodb_throttle_rate": 0, "s3_slowdown_rate": 0}
-        )
+        self.stack.faults.clear()
 
 
 def sent_messages() -> dict[str, list[dict[str, Any]]]:
@@ -250,14 +290,6 @@ def sent_messages() -> dict[str, list[dict[str, Any]]]:
     return {"sns": sns, "ses": ses}
 
 
-def _load_extensions(stack: StackContext) -> list[Extension]:
-    from localaws.athena import AthenaExtension
-    from localaws.dynamodb import DynamoDBExtension
-    from localaws.glue_crawler import GlueCrawlerExtension
-
-    return [GlueCrawlerExtension(stack), AthenaExtension(stack), DynamoDBExtension(stack)]
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -265,10 +297,23 @@ def free_port() -> int:
 
 
 class LocalAWS:
-    """Start and stop the stack in this process, on a free port unless one is given."""
+    """Start and stop the stack in this process, on a free port unless one is given.
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", faults: FaultSettings | None = None):
+    The core knows no extension: they are handed in (``localaws.LocalAWS`` hands in the
+    Glue crawler, Athena and DynamoDB extensions).
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: FaultSettings | None = None,
+        enforce_iam: bool | None = None,
+        extensions: Sequence[ExtensionFactory] = (),
+    ):
+        self.enforce_iam = enforce_iam  # None: LOCALAWS_ENFORCE_IAM decides (off by default)
         self.host = host
+        self.extension_factories = tuple(extensions)
         self.port = port or free_port()
         self.stack = StackContext(faults or FaultSettings.from_env())
         self.stack.endpoint_url = self.endpoint_url
@@ -285,10 +330,11 @@ class LocalAWS:
 
         # one log line per request is useful by hand (python -m localaws), noise in tests
         logging.getLogger("werkzeug").setLevel(logging.INFO if log_requests else logging.WARNING)
-        self.app = LocalAWSApp(self.stack, _load_extensions(self.stack))
+        self.app = LocalAWSApp(self.stack, [make(self.stack) for make in self.extension_factories])
         self.stack.app = self.app
+        self.iam = IamEnforcement(self.app, self.stack.internal_client, self.enforce_iam)
         self._server = make_server(
-            self.host, self.port, self.app, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, self.iam, threaded=True, request_handler=MotoRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -327,19 +373,3 @@ class LocalAWS:
     def reset(self) -> None:
         assert self.app is not None, "start() first"
         self.app.reset()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stack = LocalAWS(port=args.port, host=args.host).start(log_requests=True)
-    print(f"localaws ready on {stack.endpoint_url}", flush=True)
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    stopped.wait()
-    stack.stop()
-    print("localaws stopped", flush=True)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import pipeline_aws_conn_id
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,12 @@ class IncompleteWriteError(RuntimeError):
     """DynamoDB kept refusing some writes after every retry."""
 
 
-def dynamodb_client(aws_conn_id: str = AWS_CONN_ID) -> Any:
-    """A low-level DynamoDB client from the Airflow connection (endpoint, region, credentials)."""
+def dynamodb_client(aws_conn_id: str | None = None) -> Any:
+    """A low-level DynamoDB client from the Airflow connection (the running pipeline's by default)."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    return AwsBaseHook(aws_conn_id=aws_conn_id, client_type="dynamodb", config=RETRY_CONFIG).conn
+    conn_id = aws_conn_id or pipeline_aws_conn_id()
+    return AwsBaseHook(aws_conn_id=conn_id, client_type="dynamodb", config=RETRY_CONFIG).conn
 
 
 def to_dynamodb_value(value: Any) -> Any:
@@ -76,15 +77,27 @@ def _backoff(attempt: int, base: float = 0.05, cap: float = 5.0) -> float:
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
-def batch_write(client: Any, table: str, requests: Iterable[dict[str, Any]]) -> int:
-    """Send PutRequest/DeleteRequest entries in batches of 25; answer how many were accepted."""
+def batch_write(
+    client: Any,
+    table: str,
+    requests: Iterable[dict[str, Any]],
+    on_accepted: Callable[[int], None] | None = None,
+) -> int:
+    """Send PutRequest/DeleteRequest entries in batches of 25; answer how many were accepted.
+
+    ``on_accepted(n)`` is told after every answer how many more writes DynamoDB took, so a
+    caller that fails half-way can still say truthfully what was applied.
+    """
     accepted = 0
     for batch in _batches(requests):
         pending = {table: batch}
         for attempt in range(MAX_UNPROCESSED_ATTEMPTS):
             response = client.batch_write_item(RequestItems=pending)
             unprocessed = response.get("UnprocessedItems") or {}
-            accepted += len(pending[table]) - len(unprocessed.get(table, []))
+            taken = len(pending[table]) - len(unprocessed.get(table, []))
+            accepted += taken
+            if on_accepted is not None and taken:
+                on_accepted(taken)
             if not unprocessed.get(table):
                 break
             pending = {table: unprocessed[table]}
@@ -97,14 +110,55 @@ def batch_write(client: Any, table: str, requests: Iterable[dict[str, Any]]) -> 
     return accepted
 
 
-def put_items(client: Any, table: str, items: Iterable[dict[str, Any]]) -> int:
+def put_items(
+    client: Any,
+    table: str,
+    items: Iterable[dict[str, Any]],
+    on_accepted: Callable[[int], None] | None = None,
+) -> int:
     """Batched PutItem of plain Python dicts; answer how many were written."""
-    return batch_write(client, table, ({"PutRequest": {"Item": serialize_item(i)}} for i in items))
+    return batch_write(
+        client, table, ({"PutRequest": {"Item": serialize_item(i)}} for i in items), on_accepted
+    )
 
 
-def delete_keys(client: Any, table: str, keys: Iterable[dict[str, Any]]) -> int:
+def put_wire_items(
+    client: Any,
+    table: str,
+    items: Iterable[dict[str, Any]],
+    on_accepted: Callable[[int], None] | None = None,
+) -> int:
+    """Batched PutItem of items already in DynamoDB's wire form ({"S": ...}, {"N": ...})."""
+    return batch_write(client, table, ({"PutRequest": {"Item": item}} for item in items), on_accepted)
+
+
+def delete_keys(
+    client: Any,
+    table: str,
+    keys: Iterable[dict[str, Any]],
+    on_accepted: Callable[[int], None] | None = None,
+) -> int:
     """Batched DeleteItem by key dicts; answer how many were deleted."""
-    return batch_write(client, table, ({"DeleteRequest": {"Key": serialize_item(k)}} for k in keys))
+    return batch_write(
+        client, table, ({"DeleteRequest": {"Key": serialize_item(k)}} for k in keys), on_accepted
+    )
+
+
+def query_items(
+    client: Any, table: str, partition_key: str, partition_value: str
+) -> Iterator[dict[str, Any]]:
+    """Every whole item of one partition, page by page (one paginated Query, never Scan)."""
+    paginator = client.get_paginator("query")
+    pages = paginator.paginate(
+        TableName=table,
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": partition_key},
+        ExpressionAttributeValues={":pk": _serializer.serialize(partition_value)},
+        ConsistentRead=True,
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            yield deserialize_item(item)
 
 
 def query_keys(

@@ -1,16 +1,16 @@
-"""S3 reads and writes through the provider's S3Hook (connection aws_default)."""
+"""S3 reads and writes through the provider's S3Hook (the running pipeline's AWS connection)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import pipeline_aws_conn_id
 
 
-def s3_hook(aws_conn_id: str = AWS_CONN_ID) -> Any:
+def s3_hook(aws_conn_id: str | None = None) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=aws_conn_id)
+    return S3Hook(aws_conn_id=aws_conn_id or pipeline_aws_conn_id())
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -18,6 +18,21 @@ def split_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"not an s3:// URI: {uri}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
+
+
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def is_missing(error: Exception) -> bool:
+    """True only when S3 said the object does not exist (404 / NoSuchKey).
+
+    A 403 is not "missing": S3 answers 403 for an absent key too when the caller lacks
+    ListBucket, so it must surface as a failure, never as a silent skip.
+    """
+    response = getattr(error, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in MISSING_CODES or (status == 404 and code in ("", "404"))
 
 
 def read_bytes(uri: str) -> bytes:

@@ -1,12 +1,18 @@
-"""COVID daily merge: validate two CSV sources, join them, diff against the previous load.
+"""COVID daily merge: validate two CSV sources, join them, diff against the table.
 
 Pure functions over bytes and DataFrames; no Airflow, no AWS. Row numbers in errors are
 the line numbers of the file (the header is line 1), so a user can open the file there.
+
+Errors never quote what the file contains beyond plausible column names: a source URL is
+chosen by whoever triggers a run, and the error travels to the log, the alert e-mail and
+SNS. A file that is not what it should be (say ``/proc/self/environ``) must not be read
+back to the trigger user through them; file, row and column are enough to find the cell.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -17,26 +23,47 @@ COUNTRY = "US"
 OUTPUT_COLUMNS = ["date", "cases", "deaths", "recoveries"]
 
 
+# What a column name may look like to be repeated in an error (no "=", ":", quotes, NUL...).
+_SHOWABLE_COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9 _/().-]{0,40}")
+MAX_SHOWN_COLUMNS = 20
+
+
 class SourceValidationError(ValueError):
     """A source file is not what the pipeline expects; nothing has been written."""
 
-    def __init__(
-        self, source: str, problem: str, row: int | None = None, column: str | None = None, value=None
-    ):
+    def __init__(self, source: str, problem: str, row: int | None = None, column: str | None = None):
         where = source
         if row is not None:
             where += f", row {row}"
         if column is not None:
             where += f", column {column!r}"
-        if value is not None:
-            where += f", value {str(value)[:80]!r}"
         super().__init__(f"{where}: {problem}")
-        self.source, self.row, self.column, self.value = source, row, column, value
+        self.source, self.row, self.column = source, row, column
+
+
+def describe_header(columns: list[str], required: tuple[str, ...]) -> str:
+    """The header's names when it is plausibly the right kind of CSV; otherwise only their count.
+
+    Names are repeated only when at least one required column is there and every name looks
+    like a column name: a one-line secret file (a password, a token) shares no column.
+    """
+    names = [str(c) for c in columns]
+    plausible = (
+        any(name in required for name in names)
+        and len(names) <= MAX_SHOWN_COLUMNS
+        and all(_SHOWABLE_COLUMN.fullmatch(name) for name in names)
+    )
+    if plausible:
+        return "found " + ", ".join(names)
+    return f"the first line has {len(names)} field(s), not a header of this file type (not shown)"
 
 
 def _read_csv(data: bytes, source: str, required: tuple[str, ...]) -> pd.DataFrame:
     if not data.strip():
         raise SourceValidationError(source, "the file is empty")
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise SourceValidationError(source, "binary data (a NUL byte), not CSV text", row=line)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -48,11 +75,13 @@ def _read_csv(data: bytes, source: str, required: tuple[str, ...]) -> pd.DataFra
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except pd.errors.ParserError as error:
-        raise SourceValidationError(source, f"not a valid CSV file ({error})") from error
+        # pandas' message names line and field counts only (never cell contents)
+        raise SourceValidationError(source, f"not a valid CSV file ({error})".replace("\n", " ")) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SourceValidationError(
-            source, f"missing required column(s) {', '.join(missing)}; found {', '.join(frame.columns)}"
+            source,
+            f"missing required column(s) {', '.join(missing)}; {describe_header(list(frame.columns), required)}",
         )
     if frame.empty:
         raise SourceValidationError(source, "the file has a header but no rows")
@@ -65,9 +94,7 @@ def _dates(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     bad = frame[parsed.isna()]
     if not bad.empty:
         first = bad.iloc[0]
-        raise SourceValidationError(
-            source, "not a date (YYYY-MM-DD)", int(first["__row"]), column, first[column]
-        )
+        raise SourceValidationError(source, "not a date (YYYY-MM-DD)", int(first["__row"]), column)
     return parsed.dt.strftime("%Y-%m-%d")
 
 
@@ -77,9 +104,7 @@ def _counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     bad = frame[numeric.isna() | (numeric % 1 != 0) | (numeric < 0)]
     if not bad.empty:
         first = bad.iloc[0]
-        raise SourceValidationError(
-            source, "not a non-negative integer", int(first["__row"]), column, first[column]
-        )
+        raise SourceValidationError(source, "not a non-negative integer", int(first["__row"]), column)
     return numeric.astype("int64")
 
 
@@ -87,7 +112,10 @@ def _unique_dates(frame: pd.DataFrame, source: str, column: str) -> None:
     duplicated = frame[frame["date"].duplicated(keep="first")]
     if not duplicated.empty:
         first = duplicated.iloc[0]
-        raise SourceValidationError(source, "duplicate date", int(first["__row"]), column, first["date"])
+        earlier = int(frame.loc[frame["date"] == first["date"], "__row"].iloc[0])
+        raise SourceValidationError(
+            source, f"duplicate date (also on row {earlier})", int(first["__row"]), column
+        )
 
 
 def parse_cases(data: bytes, source: str) -> pd.DataFrame:
@@ -180,11 +208,55 @@ def diff(previous: dict[str, Row], current: dict[str, Row]) -> Changes:
     return changes
 
 
-def snapshot_csv(rows: dict[str, Row]) -> bytes:
+COUNT_NAMES = ("cases", "deaths", "recoveries")
+DEFAULT_MAX_SHRINK_SHARE = 0.05
+
+
+class ShrinkRefused(ValueError):
+    """The sources would shrink the table more than a run may without an explicit override."""
+
+
+def shrink_problems(
+    table: dict[str, Row], current: dict[str, Row], changes: Changes, max_share: float
+) -> list[str]:
+    """Why applying ``changes`` (table -> current) shrinks the table suspiciously; [] when it does not.
+
+    Two signs of a truncated or broken source: it deletes more than ``max_share`` of the
+    table's rows, or it lowers the highest cumulative count of a column (the latest total)
+    by more than ``max_share``. Upstream revisions are small; a half-downloaded file is not.
+    """
+    problems = []
+    if table and len(changes.deletes) > max_share * len(table):
+        problems.append(
+            f"it would delete {len(changes.deletes):,} of the table's {len(table):,} rows "
+            f"({len(changes.deletes) / len(table):.1%}; limit {max_share:.1%})"
+        )
+    for index, name in enumerate(COUNT_NAMES):
+        before = max((row[index] for row in table.values()), default=0)
+        after = max((row[index] for row in current.values()), default=0)
+        if before > 0 and after < (1 - max_share) * before:
+            problems.append(
+                f"it would lower the highest cumulative {name} from {before:,} to {after:,} "
+                f"({(before - after) / before:.1%} less; limit {max_share:.1%})"
+            )
+    return problems
+
+
+def refuse_shrink(problems: list[str], override_param: str) -> None:
+    if problems:
+        raise ShrinkRefused(
+            "refusing to apply the sources to covid_stats: "
+            + "; and ".join(problems)
+            + f". Nothing was written. If the sources really shrank, trigger a run with {override_param}=true."
+        )
+
+
+def rows_to_csv(rows: dict[str, Row]) -> bytes:
+    """The merged rows as staged for ``plan`` (and kept as the run's audit copy)."""
     lines = ["date,cases,deaths,recoveries"] + [f"{d},{c},{de},{r}" for d, (c, de, r) in sorted(rows.items())]
     return ("\n".join(lines) + "\n").encode()
 
 
-def parse_snapshot(data: bytes) -> dict[str, Row]:
+def rows_from_csv(data: bytes) -> dict[str, Row]:
     frame = pd.read_csv(io.BytesIO(data), dtype={"date": str})
     return as_rows(frame)

@@ -20,7 +20,7 @@ class CovidFailureSnsNotifier(BaseNotifier):
 
         ti = context["ti"]
         subject, body = failure_message(
-            ti.dag_id, ti.task_id, ti.run_id, context.get("exception"), ti.log_url
+            ti.dag_id, ti.task_id, ti.run_id, context.get("exception"), ti.log_url, ti.try_number
         )
         try:
             publish(subject, body)

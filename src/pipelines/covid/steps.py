@@ -1,12 +1,16 @@
 """The covid_daily tasks' bodies: thin I/O around the pure functions in ``domain``.
 
-Why a snapshot *and* a fallback: the diff is taken against the previous run's snapshot
-(``s3://<bucket>/covid/snapshot/covid_stats.csv``), which is replaced only after
-DynamoDB accepted every write. If a load dies half-way, the old snapshot stays, the next
-run computes the same (or a superset of the) writes again, and puts/deletes are
-idempotent, so nothing is lost. When there is no snapshot yet (first run, or a
-snapshot removed by hand), the table's own content (one Query on pk=CASES) is the
-baseline, so rows already in the table are neither rewritten nor left stale.
+Why the table is the baseline: ``plan`` reads every row of the table's partition (one
+paginated Query on pk=CASES) and diffs the merged sources against it. Whatever happened
+to the table since the last run (a load that died half-way, rows deleted or restored by
+hand, a table recreated empty), the next run writes exactly what makes it equal to the
+sources again. Puts and deletes are idempotent, so a retried ``load`` converges too.
+
+Why a shrink guard: a truncated source (30 rows instead of 800) would otherwise plan
+hundreds of deletes; ``plan`` refuses any plan that deletes or lowers more than a set
+share unless the run was triggered with ``allow_shrink=true``.
+
+Each run's merged data and plan stay under ``covid/runs/<run_id>/`` as its audit trail.
 """
 
 from __future__ import annotations
@@ -14,30 +18,39 @@ from __future__ import annotations
 import json
 import logging
 import re
+from decimal import Decimal
 from typing import Any
 
-from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_keys
-from pipelines.aws.s3 import read_bytes, read_bytes_if_exists, write_bytes
-from pipelines.config import AWS_CONN_ID
+from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_items, query_keys
+from pipelines.aws.s3 import read_bytes, write_bytes
+from pipelines.config import COVID_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.covid.domain import (
+    COUNT_NAMES,
+    DEFAULT_MAX_SHRINK_SHARE,
     Changes,
+    Row,
+    ShrinkRefused,
     SourceValidationError,
     as_rows,
     diff,
     merge_sources,
     parse_cases,
     parse_recoveries,
-    parse_snapshot,
-    snapshot_csv,
+    refuse_shrink,
+    rows_from_csv,
+    rows_to_csv,
+    shrink_problems,
 )
-from pipelines.sources import fetch
+from pipelines.sources import SourcePolicy, fetch, policy_from_settings
+from pipelines.tables import COVID_PARTITION as PARTITION_VALUE
+from pipelines.tables import COVID_TABLE as TABLE
 
 log = logging.getLogger(__name__)
 
-TABLE = "covid_stats"
-PARTITION_VALUE = "CASES"
 TOPIC_NAME = "covid-refresh"
-SNAPSHOT_KEY = "covid/snapshot/covid_stats.csv"
+ALLOW_SHRINK_PARAM = "allow_shrink"
+# A row the table holds in a shape the pipeline never writes: always differs, so it is rewritten.
+UNREADABLE_ROW: Row = (-1, -1, -1)
 
 
 def source_url(param_value: str, default: str, variable_name: str) -> str:
@@ -53,17 +66,20 @@ def run_prefix(bucket: str, run_id: str) -> str:
     return f"s3://{bucket}/covid/runs/{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}/"
 
 
-def extract(cases_url: str, recoveries_url: str, bucket: str, run_id: str) -> dict[str, Any]:
+def extract(
+    cases_url: str, recoveries_url: str, bucket: str, run_id: str, policy: SourcePolicy | None = None
+) -> dict[str, Any]:
     """Fetch and validate both sources, merge them, stage the result in S3 (nothing loaded yet)."""
-    cases = parse_cases(fetch(cases_url), cases_url)
-    recoveries = parse_recoveries(fetch(recoveries_url), recoveries_url)
+    policy = policy or policy_from_settings(bucket)
+    cases = parse_cases(fetch(cases_url, policy), cases_url)
+    recoveries = parse_recoveries(fetch(recoveries_url, policy), recoveries_url)
     merged = merge_sources(cases, recoveries)
     if merged.empty:
         raise SourceValidationError(
             f"{cases_url} + {recoveries_url}", "the two sources have no date in common"
         )
     uri = run_prefix(bucket, run_id) + "merged.csv"
-    write_bytes(uri, snapshot_csv(as_rows(merged)), "text/csv")
+    write_bytes(uri, rows_to_csv(as_rows(merged)), "text/csv")
     summary = {
         "merged_uri": uri,
         "rows": len(merged),
@@ -74,62 +90,87 @@ def extract(cases_url: str, recoveries_url: str, bucket: str, run_id: str) -> di
     return summary
 
 
-def previous_rows(bucket: str) -> dict[str, tuple[int, int, int]]:
-    snapshot = read_bytes_if_exists(f"s3://{bucket}/{SNAPSHOT_KEY}")
-    if snapshot is not None:
-        return parse_snapshot(snapshot)
-    log.info("no snapshot yet: diffing against the table's current content")
-    client = dynamodb_client()
-    rows = {}
-    paginator = client.get_paginator("query")
-    for page in paginator.paginate(
-        TableName=TABLE,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": PARTITION_VALUE}},
-    ):
-        for item in page["Items"]:
-            rows[item["sk"]["S"]] = (
-                int(item["cases"]["N"]),
-                int(item["deaths"]["N"]),
-                int(item["recoveries"]["N"]),
-            )
-    return rows
+def _row_of(item: dict[str, Any]) -> Row:
+    values = [item.get(name) for name in COUNT_NAMES]
+    if all(isinstance(v, Decimal) and v == v.to_integral_value() for v in values):
+        return tuple(int(v) for v in values)  # type: ignore[return-value]
+    return UNREADABLE_ROW
 
 
-def plan(merged_uri: str, bucket: str, run_id: str) -> dict[str, Any]:
-    """Diff the merged data against the previous load; stage the writes in S3."""
-    current = parse_snapshot(read_bytes(merged_uri))
-    changes = diff(previous_rows(bucket), current)
+def table_rows() -> dict[str, Row]:
+    """Every row the table holds now (one paginated Query of the partition, no Scan)."""
+    return {
+        str(item["sk"]): _row_of(item)
+        for item in query_items(dynamodb_client(), TABLE, "pk", PARTITION_VALUE)
+    }
+
+
+def plan(
+    merged_uri: str, bucket: str, run_id: str, allow_shrink: bool = False,
+    max_shrink_share: float = DEFAULT_MAX_SHRINK_SHARE,
+) -> dict[str, Any]:  # fmt: skip
+    """Diff the merged data against the table; refuse a suspicious shrink; stage the writes in S3."""
+    current = rows_from_csv(read_bytes(merged_uri))
+    table = table_rows()
+    changes = diff(table, current)
+    problems = shrink_problems(table, current, changes, max_shrink_share)
+    if problems and allow_shrink:
+        log.warning("shrink allowed by %s=true: %s", ALLOW_SHRINK_PARAM, "; ".join(problems))
+    elif problems:
+        refuse_shrink(problems, ALLOW_SHRINK_PARAM)
     uri = run_prefix(bucket, run_id) + "changes.json"
     payload = {
         "put": {**changes.puts_new, **changes.puts_changed},
         "delete": changes.deletes,
         "counts": changes.counts,
+        "table_rows_before": len(table),
+        "shrink_allowed": problems if allow_shrink else [],
     }
     write_bytes(uri, json.dumps(payload).encode(), "application/json")
-    log.info("planned %s", changes.counts)
+    log.info("planned %s against %s table rows", changes.counts, len(table))
     return {"changes_uri": uri, **changes.counts}
+
+
+class LoadInterrupted(RuntimeError):
+    """``load`` failed; says how many of the planned writes this attempt applied first."""
+
+    def __init__(self, applied: int, planned: int | None, cause: BaseException):
+        self.applied, self.planned, self.cause = applied, planned, cause
+        of = f" of {planned}" if planned is not None else ""
+        if applied == 0:
+            done = f"nothing written to {TABLE} by this attempt (0{of} planned writes applied)"
+        else:
+            done = f"{applied}{of} planned writes applied to {TABLE} before the failure"
+        super().__init__(
+            f"{done}; re-run to converge (the next run diffs against the table). "
+            f"Cause: {type(cause).__name__}: {cause}"
+        )
 
 
 def load(changes_uri: str) -> dict[str, int]:
     """Apply the staged puts, then the deletes (batched, retried; idempotent on re-run)."""
-    payload = json.loads(read_bytes(changes_uri))
-    client = dynamodb_client()
-    items = (
-        {"pk": PARTITION_VALUE, "sk": date, "cases": c, "deaths": d, "recoveries": r}
-        for date, (c, d, r) in sorted(payload["put"].items())
-    )
-    written = put_items(client, TABLE, items)
-    deleted = delete_keys(client, TABLE, ({"pk": PARTITION_VALUE, "sk": date} for date in payload["delete"]))
+    applied = 0
+    planned: int | None = None
+
+    def count(accepted: int) -> None:
+        nonlocal applied
+        applied += accepted
+
+    try:
+        payload = json.loads(read_bytes(changes_uri))
+        planned = len(payload["put"]) + len(payload["delete"])
+        client = dynamodb_client()
+        items = (
+            {"pk": PARTITION_VALUE, "sk": date, "cases": c, "deaths": d, "recoveries": r}
+            for date, (c, d, r) in sorted(payload["put"].items())
+        )
+        written = put_items(client, TABLE, items, on_accepted=count)
+        keys = ({"pk": PARTITION_VALUE, "sk": date} for date in payload["delete"])
+        deleted = delete_keys(client, TABLE, keys, on_accepted=count)
+    except Exception as error:
+        raise LoadInterrupted(applied, planned, error) from error
     log.info("wrote %s item(s), deleted %s", written, deleted)
     return {"written": written, "deleted": deleted}
-
-
-def replace_snapshot(merged_uri: str, bucket: str) -> str:
-    """Only after every write succeeded: the merged data becomes the baseline of the next run."""
-    uri = f"s3://{bucket}/{SNAPSHOT_KEY}"
-    write_bytes(uri, read_bytes(merged_uri), "text/csv")
-    return uri
 
 
 def table_keys() -> list[str]:
@@ -171,10 +212,37 @@ def success_message(extracted: dict[str, Any], counts: dict[str, int]) -> tuple[
     return subject, body
 
 
-def failure_message(dag_id: str, task_id: str, run_id: str, error: object, log_url: str) -> tuple[str, str]:
+BEFORE_LOAD = ("extract", "plan")
+AFTER_LOAD = ("notify_success",)
+
+
+def what_was_written(task_id: str, error: object, try_number: int = 1) -> str:
+    """A true sentence about the table's state after ``task_id`` failed with ``error``."""
+    if task_id in BEFORE_LOAD:
+        return f"Nothing was written to {TABLE}: the failure came before the load."
+    if task_id in AFTER_LOAD:
+        return f"Every planned write was applied to {TABLE} before this step failed."
+    if task_id == "load":
+        if isinstance(error, LoadInterrupted):
+            said = str(error).split("; re-run", 1)[0]
+            sentence = said[0].upper() + said[1:] + "; re-run to converge."
+        else:
+            sentence = (
+                f"The load ended without reporting what it wrote ({type(error).__name__}); "
+                f"part of the plan may be applied; re-run to converge."
+            )
+        if try_number > 1:
+            sentence += f" Earlier attempts (tries 1-{try_number - 1}) may have applied writes too."
+        return sentence
+    return f"Unknown how much was written to {TABLE}; re-run to converge."
+
+
+def failure_message(
+    dag_id: str, task_id: str, run_id: str, error: object, log_url: str, try_number: int = 1
+) -> tuple[str, str]:
     subject = f"COVID data refresh FAILED ({task_id})"
     body = (
-        f"The covid_stats refresh failed; the table was left as it was before this step.\n\n"
+        f"The covid_stats refresh failed. {what_was_written(task_id, error, try_number)}\n\n"
         f"DAG: {dag_id}\nTask: {task_id}\nRun: {run_id}\n"
         f"Error: {type(error).__name__}: {error}\n"
         f"Log: {log_url}\n"
@@ -182,4 +250,4 @@ def failure_message(dag_id: str, task_id: str, run_id: str, error: object, log_u
     return subject, body
 
 
-__all__ = ["Changes", "extract", "plan", "load", "replace_snapshot", "publish", "topic_arn"]
+__all__ = ["Changes", "ShrinkRefused", "extract", "plan", "load", "publish", "topic_arn"]

@@ -1,8 +1,19 @@
 """Nesting a directory CSV into one item per department, validated before anything is written.
 
 The file has one row per (department, employee) and any number of fact columns. Each
-department becomes ``{"department": d, "employees": {employee: {fact: value}}}`` with
-numbers as numbers, ``true``/``false`` as booleans, and empty cells left out.
+department becomes ``{"department": d, "employees": {employee: {fact: value}}}``; empty
+cells are left out. Types are decided per column, never per cell, so one identifier
+column is never half numbers and half text:
+
+- a column is numeric when every non-empty cell is a plain number: digits, an optional
+  fraction and exponent, no sign and no leading zero ("0" and "0.5" are fine; "+1555...",
+  "-3" and "02134" are not): then every cell becomes a number;
+- a column is boolean when every non-empty cell is ``true``/``false`` (any case);
+- otherwise every cell stays text, exactly as written.
+
+Every item is converted to its DynamoDB wire form here (boto3's TypeSerializer), so a
+value DynamoDB cannot store (``1e200``, over 38 significant digits) fails validation,
+naming the file, row and column, and nothing is written.
 Pure functions, no AWS, no Airflow.
 """
 
@@ -13,39 +24,51 @@ import io
 import json
 import re
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any
 from urllib.parse import unquote_plus
+
+from boto3.dynamodb.types import TypeSerializer
 
 KEY_COLUMNS = ("department", "employee")
 MAX_ITEM_BYTES = 400 * 1024
 INCOMING_PREFIX = "directory/incoming/"
+MAX_PROBLEMS_SHOWN = 10
 
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
+_BOOLEAN = ("true", "false")
+_serializer = TypeSerializer()
 
 
 class DirectoryFileError(ValueError):
     """The file cannot be loaded; the message names the file and the rows. Nothing was written."""
 
 
-def convert(cell: str) -> Any:
-    """A CSV cell as DynamoDB should store it (None: leave the fact out)."""
+def column_kind(cells: list[str]) -> str:
+    """ "number", "boolean" or "text": what every cell of a column becomes (see module doc)."""
+    filled = [cell.strip() for cell in cells if cell.strip()]
+    if filled and all(_PLAIN_NUMBER.fullmatch(cell) for cell in filled):
+        return "number"
+    if filled and all(cell.lower() in _BOOLEAN for cell in filled):
+        return "boolean"
+    return "text"
+
+
+def convert(cell: str, kind: str) -> Any:
+    """A CSV cell as DynamoDB should store it in a column of ``kind`` (None: leave the fact out)."""
     text = cell.strip()
     if text == "":
         return None
-    if text.lower() in ("true", "false"):
+    if kind == "number":
+        return int(text) if text.isdigit() else Decimal(text)
+    if kind == "boolean":
         return text.lower() == "true"
-    if re.match(r"[+-]?0\d", text):
-        return text  # "007", "0470..." keep their leading zeros: identifiers, not numbers
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    if _NUMBER.fullmatch(text):
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            return text
-    return text
+    return cell
+
+
+def to_wire(value: Any) -> dict[str, Any]:
+    """``value`` in DynamoDB's wire form; decimal errors (Overflow, Inexact, Rounded...) pass through."""
+    return _serializer.serialize(value)
 
 
 def attribute_size(value: Any) -> int:
@@ -70,34 +93,66 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
 
 
-def nest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
-    """{department: item} from the CSV bytes; raises DirectoryFileError naming file and rows."""
+def _read_rows(data: bytes, source: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if not data.strip():
         raise DirectoryFileError(f"{source}: the file is empty")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         row = data[: error.start].count(b"\n") + 1
-        raise DirectoryFileError(f"{source}, row {row}: not UTF-8 text (byte {error.start})") from error
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+        raise DirectoryFileError(f"{source}, row {row}: not UTF-8 text (byte {error.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+        rows = [(reader.line_num, row) for row in reader if row]  # blank lines are not rows
+    except csv.Error as error:
+        raise DirectoryFileError(f"{source}, row {reader.line_num}: not valid CSV ({error})") from None
     missing = [c for c in KEY_COLUMNS if c not in header]
     if missing:
         raise DirectoryFileError(
             f"{source}: missing required column(s) {', '.join(missing)}; found {', '.join(header)}"
         )
-    reader.fieldnames = header
+    unnamed = [str(i + 1) for i, name in enumerate(header) if not name]
+    if unnamed:
+        raise DirectoryFileError(f"{source}, row 1: column(s) {', '.join(unnamed)} have no name")
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise DirectoryFileError(
+                f"{source}, row 1: duplicate column {name!r} (columns {seen[name]} and {position})"
+            )
+        seen[name] = position
+    return header, rows
+
+
+def _shown(problems: list[str]) -> str:
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    return "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def nest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
+    """{department: item} from the CSV bytes; raises DirectoryFileError naming file, rows, columns.
+
+    Every value is also converted to DynamoDB's wire form, so an item returned here can be
+    written (see ``wire_items``).
+    """
+    header, rows = _read_rows(data, source)
+    problems: list[str] = []
+    complete: list[tuple[int, list[str]]] = []
+    for row_number, row in rows:
+        if len(row) != len(header):
+            problems.append(f"row {row_number}: {len(row)} cells for {len(header)} columns")
+        else:
+            complete.append((row_number, row))
+    fact_columns = [(i, name) for i, name in enumerate(header) if name not in KEY_COLUMNS]
+    kinds = {name: column_kind([row[i] for _, row in complete]) for i, name in fact_columns}
+    department_at, employee_at = header.index("department"), header.index("employee")
+
     departments: dict[str, dict[str, Any]] = {}
     first_row: dict[tuple[str, str], int] = {}
     rows_of: dict[str, list[int]] = defaultdict(list)
-    problems: list[str] = []
-    for row_number, row in enumerate(reader, start=2):
-        if None in row:  # more cells than header columns
-            problems.append(
-                f"row {row_number}: {len(header) + len(row[None])} cells for {len(header)} columns"
-            )
-            continue
-        department, employee = (row.get("department") or "").strip(), (row.get("employee") or "").strip()
+    for row_number, row in complete:
+        department, employee = row[department_at].strip(), row[employee_at].strip()
         if not department or not employee:
             problems.append(f"row {row_number}: empty department or employee")
             continue
@@ -108,29 +163,49 @@ def nest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
         first_row[key] = row_number
         rows_of[department].append(row_number)
         facts = {}
-        for column, cell in row.items():
-            if column in KEY_COLUMNS:
+        for index, column in fact_columns:
+            value = convert(row[index], kinds[column])
+            if value is None:
                 continue
-            value = convert(cell or "")
-            if value is not None:
-                facts[column] = value
+            try:
+                to_wire(value)
+            except DecimalException as error:
+                problems.append(
+                    f"row {row_number}, column {column!r}: {row[index].strip()[:60]!r} cannot be stored as a "
+                    f"DynamoDB number (at most 38 significant digits, magnitude 1e-130..1e126; "
+                    f"{type(error).__name__})"
+                )
+                continue
+            facts[column] = value
         departments.setdefault(department, {"department": department, "employees": {}})["employees"][
             employee
         ] = facts
     if problems:
-        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise DirectoryFileError(f"{source}: {shown}")
+        raise DirectoryFileError(f"{source}: {_shown(problems)}")
     if not departments:
         raise DirectoryFileError(f"{source}: the file has a header but no rows")
     for department, item in departments.items():
         size = item_size(item) + 200  # room for source_key, source_etag, loaded_at
         if size > MAX_ITEM_BYTES:
-            rows = rows_of[department]
+            rows_in = rows_of[department]
             raise DirectoryFileError(
-                f"{source}, rows {rows[0]}-{rows[-1]}: department {department!r} would be a "
+                f"{source}, rows {rows_in[0]}-{rows_in[-1]}: department {department!r} would be a "
                 f"{size:,}-byte item, over DynamoDB's {MAX_ITEM_BYTES:,}-byte limit"
             )
     return departments
+
+
+def wire_items(departments: dict[str, dict[str, Any]], source: str) -> dict[str, dict[str, Any]]:
+    """{department: item in DynamoDB's wire form}; every value was checked by ``nest``."""
+    wired = {}
+    for department, item in departments.items():
+        try:
+            wired[department] = {name: to_wire(value) for name, value in item.items()}
+        except (DecimalException, TypeError) as error:  # nest checked each value: not expected
+            raise DirectoryFileError(
+                f"{source}: department {department!r} cannot be stored ({type(error).__name__})"
+            ) from None
+    return wired
 
 
 def keys_from_s3_events(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -1,4 +1,9 @@
-"""The department_directory tasks' bodies: S3 in, DynamoDB out, through the shared adapters."""
+"""The department_directory tasks' bodies: S3 in, DynamoDB out, through the shared adapters.
+
+Only "the object is not there" (404 / NoSuchKey) means a file is gone and may be skipped;
+any other S3 error (403 AccessDenied, 5xx after botocore's retries) fails the task, so the
+failure alert goes out instead of a silently skipped run.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,22 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, scan_keys
-from pipelines.aws.s3 import read_bytes, s3_hook, write_bytes
-from pipelines.directory.domain import INCOMING_PREFIX, nest
+from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_wire_items, scan_keys, serialize_item
+from pipelines.aws.s3 import is_missing, read_bytes, s3_hook, write_bytes
+from pipelines.directory.domain import INCOMING_PREFIX, nest, wire_items
+from pipelines.tables import DEPARTMENT_LISTING, DEPARTMENT_LISTING_ATTRIBUTE
+from pipelines.tables import DIRECTORY_TABLE as TABLE
 
 log = logging.getLogger(__name__)
 
-TABLE = "department_directory"
 
 
 class SupersededError(Exception):
     """A newer file has landed; this one must not be applied."""
+
+
+class SourceGone(Exception):
+    """The file was deleted after its event arrived (S3 answered 404 / NoSuchKey)."""
 
 
 def newest_object(bucket: str, keys: list[str]) -> dict[str, Any] | None:
@@ -27,7 +37,9 @@ def newest_object(bucket: str, keys: list[str]) -> dict[str, Any] | None:
     for key in sorted(set(keys)):
         try:
             head = client.head_object(Bucket=bucket, Key=key)
-        except client.exceptions.ClientError:
+        except client.exceptions.ClientError as error:
+            if not is_missing(error):
+                raise  # 403, 5xx...: not "gone"; the run fails and alerts
             log.warning("s3://%s/%s no longer exists; ignored", bucket, key)
             continue
         candidate = {"bucket": bucket, "key": key, "etag": head["ETag"].strip('"'),
@@ -50,11 +62,22 @@ def newer_incoming_file(source: dict[str, Any]) -> str | None:
 
 
 def nest_to_staging(source: dict[str, Any], run_prefix: str) -> dict[str, Any]:
-    """Validate and nest the whole file; stage the items in S3 (nothing written to DynamoDB)."""
+    """Validate and nest the whole file, convert every item to DynamoDB's wire form, stage it in S3.
+
+    Nothing is written to DynamoDB here; ``load`` writes the staged wire form as it is.
+    """
     uri = f"s3://{source['bucket']}/{source['key']}"
-    departments = nest(read_bytes(uri), uri)
+    client = s3_hook().get_conn()
+    try:
+        data = client.get_object(Bucket=source["bucket"], Key=source["key"])
+    except client.exceptions.ClientError as error:
+        if is_missing(error):
+            raise SourceGone(f"{uri} was deleted after it was resolved") from None
+        raise
+    departments = nest(data["Body"].read(), uri)
+    items = wire_items(departments, uri)
     staged = f"{run_prefix}items.json"
-    write_bytes(staged, json.dumps(departments, default=str).encode(), "application/json")
+    write_bytes(staged, json.dumps(items).encode(), "application/json")
     employees = sum(len(item["employees"]) for item in departments.values())
     log.info("%s: %s departments, %s employees", uri, len(departments), employees)
     return {"items_uri": staged, "departments": len(departments), "employees": employees}
@@ -65,34 +88,18 @@ def load(source: dict[str, Any], staged: dict[str, Any]) -> dict[str, int]:
     newer = newer_incoming_file(source)
     if newer:
         raise SupersededError(f"s3://{source['bucket']}/{newer} is newer than {source['key']}")
-    departments = json.loads(read_bytes(staged["items_uri"]), parse_float=str)
-    loaded_at = datetime.now(UTC).isoformat()
-    client = dynamodb_client()
-    written = put_items(
-        client,
-        TABLE,
-        (
-            {
-                **_restore_numbers(item),
-                "source_key": source["key"],
-                "source_etag": source["etag"],
-                "loaded_at": loaded_at,
-            }
-            for item in departments.values()
-        ),
+    items = json.loads(read_bytes(staged["items_uri"]))
+    provenance = serialize_item(
+        {
+            "source_key": source["key"],
+            "source_etag": source["etag"],
+            "loaded_at": datetime.now(UTC).isoformat(),
+            DEPARTMENT_LISTING_ATTRIBUTE: DEPARTMENT_LISTING,  # the results API's name index
+        }
     )
-    stale = [k for k in scan_keys(client, TABLE, ["department"]) if k["department"] not in departments]
+    client = dynamodb_client()
+    written = put_wire_items(client, TABLE, ({**item, **provenance} for item in items.values()))
+    stale = [k for k in scan_keys(client, TABLE, ["department"]) if k["department"] not in items]
     deleted = delete_keys(client, TABLE, stale)
     log.info("wrote %s departments, deleted %s stale", written, deleted)
     return {"written": written, "deleted": deleted}
-
-
-def _restore_numbers(item: dict[str, Any]) -> dict[str, Any]:
-    """Staged JSON keeps Decimals as strings (json default=str); turn numeric facts back into numbers."""
-    from pipelines.directory.domain import convert
-
-    employees = {
-        name: {fact: (convert(v) if isinstance(v, str) else v) for fact, v in facts.items()}
-        for name, facts in item["employees"].items()
-    }
-    return {"department": item["department"], "employees": employees}

@@ -93,8 +93,51 @@ def split_into_chunks(start: datetime, end: datetime, max_hours: int = MAX_CHUNK
 
 
 def arrival_key(moment: datetime) -> str:
-    """The concatenated raw partition values (partition_0..3 = YYYY, MM, DD, HH) of an hour."""
+    """An arrival hour as YYYYMMDDHH (logs and plan summaries only, never a SQL predicate)."""
     return moment.strftime("%Y%m%d%H")
+
+
+def hours_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every hour from ``first`` to ``last``, both included."""
+    first, last = floor_hour(first), floor_hour(last)
+    return [first + i * HOUR for i in range(int((last - first) / HOUR) + 1)] if last >= first else []
+
+
+def hour_ranges_by_day(first: datetime, last: datetime) -> list[dict[str, int]]:
+    """The hours ``first``..``last`` (both included) as one hour range per UTC day.
+
+    Rendered as ``(year = Y AND month = M AND day = D AND hour BETWEEN a AND b) OR ...``:
+    each typed partition column compared on its own, a form Athena hands to the Glue
+    catalog (GetPartitions expression) to prune, unlike a comparison of a concat().
+    """
+    days: dict[tuple[int, int, int], list[int]] = {}
+    for hour in hours_between(first, last):
+        days.setdefault((hour.year, hour.month, hour.day), []).append(hour.hour)
+    return [
+        {"year": y, "month": m, "day": d, "hour_from": min(hs), "hour_to": max(hs)}
+        for (y, m, d), hs in days.items()
+    ]
+
+
+def target_hour_ranges(start: datetime, end: datetime) -> list[dict[str, str]]:
+    """Event hours [start, end) per day, as the target's zero-padded string partition values."""
+    return [
+        {"year": f"{r['year']:04d}", "month": f"{r['month']:02d}", "day": f"{r['day']:02d}",
+         "hour_from": f"{r['hour_from']:02d}", "hour_to": f"{r['hour_to']:02d}"}
+        for r in hour_ranges_by_day(start, end - HOUR)
+    ]  # fmt: skip
+
+
+def parse_arrival_key(key: str) -> datetime:
+    return datetime.strptime(key, "%Y%m%d%H").replace(tzinfo=UTC)
+
+
+def arrival_hours(chunks: list[dict[str, Any]]) -> list[datetime]:
+    """The raw arrival hours the chunks read (window lookback .. lateness), each once, in order."""
+    hours: set[datetime] = set()
+    for chunk in chunks:
+        hours.update(hours_between(parse_arrival_key(chunk["arrival_from"]), parse_arrival_key(chunk["arrival_to"])))
+    return sorted(hours)
 
 
 def sql_parameters(
@@ -111,6 +154,7 @@ def sql_parameters(
         "lookback_start_epoch": int((chunk.start - WINDOW_LOOKBACK).timestamp()),
         "arrival_from": arrival_key(read_from),
         "arrival_to": arrival_key(read_to - HOUR),
+        "arrival_days": hour_ranges_by_day(read_from, read_to - HOUR),
         "measuring_points": [int(p) for p in measuring_points or []],
     }
 

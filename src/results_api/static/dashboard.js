@@ -80,6 +80,7 @@
       height: 320,
       tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
       scales: { x: { time: true }, cases: { auto: true }, deaths: { auto: true } },
+      // null (a gap of the source) is drawn as a break in the line, never as a value
       legend: { live: true },
       series: [
         { label: granularity === "daily" ? "Day" : "Period starting" },
@@ -90,6 +91,14 @@
           width: 1.5,
           points: { show: showPoints },
           value: (u, v) => formatNumber(v),
+        },
+        {
+          label: "New recoveries",
+          scale: "cases",
+          stroke: "#2e8540",
+          width: 1.5,
+          points: { show: showPoints },
+          value: (u, v) => (v === null || v === undefined ? "no data" : formatNumber(v)),
         },
         {
           label: "New deaths",
@@ -113,6 +122,14 @@
     return new Intl.NumberFormat("en-US", { notation: "compact" }).format(value);
   }
 
+  function showAsOf(selector, dagId, asOf) {
+    $(selector).textContent = asOf
+      ? `Data as of ${asOf.replace("T", " ").replace("+00:00", " UTC")} (${dagId}'s last load).`
+      : `${dagId} has not loaded yet.`;
+  }
+
+  const sumOf = (periods, name) => periods.reduce((sum, p) => sum + (p[name] ?? 0), 0);
+
   async function loadCovid() {
     const params = new URLSearchParams({ granularity: covid.granularity });
     const from = $("#covid-from").value;
@@ -121,25 +138,42 @@
     if (to) params.set("to", to);
     const chart = $("#covid-chart");
     const summary = $("#covid-summary");
+    const notes = $("#covid-notes");
+    $("#covid-csv").href = `api/covid?${params}&format=csv`;
     try {
       const data = await getJson(`api/covid?${params}`);
       const periods = data.periods;
       const columns = [
         periods.map((p) => dayToSeconds(p.start)),
         periods.map((p) => p.new_cases),
+        periods.map((p) => p.new_recoveries),
         periods.map((p) => p.new_deaths),
       ];
+      const partial = periods.filter((p) => !p.complete).map((p) => p.period);
+      const gaps = periods.filter((p) => p.gaps.length).map((p) => `${p.period} (${p.gaps.join(", ")})`);
+      const first = periods.find((p) => p.first_day);
+      chart.dataset.partial = partial.join(" ");
+      chart.dataset.gaps = String(gaps.length);
+      const lines = [];
+      if (first) lines.push(`${first.period} holds the series' first day, counted from zero.`);
+      if (partial.length) lines.push(`Partial (not a whole ${covid.granularity === "weekly" ? "week" : "month"}): ${partial.join(", ")}.`);
+      if (gaps.length) {
+        const shown = gaps.slice(0, 3).join("; ") + (gaps.length > 3 ? `; and ${gaps.length - 3} more` : "");
+        lines.push(`Missing where the source stopped reporting (shown as a break): ${shown}.`);
+      }
+      notes.textContent = lines.join(" ");
+      showAsOf("#covid-asof", "covid_daily", data.data_as_of);
       if (covid.plot) covid.plot.destroy();
       chart.replaceChildren();
       chart.dataset.granularity = data.granularity;
       chart.dataset.periods = String(periods.length);
       covid.plot = new uPlot(covidOptions(chart.clientWidth || 800, data.granularity), columns, chart);
-      const totalCases = periods.reduce((sum, p) => sum + p.new_cases, 0);
-      const totalDeaths = periods.reduce((sum, p) => sum + p.new_deaths, 0);
       summary.textContent = periods.length
         ? `${periods.length} ${data.granularity} periods, ${periods[0].start} to ` +
-          `${periods[periods.length - 1].end}: ${formatNumber(totalCases)} new cases, ` +
-          `${formatNumber(totalDeaths)} new deaths (changes measured from ${data.baseline_day}).`
+          `${periods[periods.length - 1].end}: ${formatNumber(sumOf(periods, "new_cases"))} new cases, ` +
+          `${formatNumber(sumOf(periods, "new_deaths"))} new deaths, ` +
+          `${formatNumber(sumOf(periods, "new_recoveries"))} reported recoveries` +
+          (data.baseline_day ? ` (changes measured from ${data.baseline_day}).` : ".")
         : "No COVID data in this range (the covid_daily DAG loads it).";
       summary.classList.remove("error");
     } catch (error) {
@@ -166,10 +200,13 @@
     const sort = $("#market-sort").value;
     const top = $("#market-top").value;
     const target = $("#market-result");
+    const download = $("#market-csv");
+    const query = `api/market/${encodeURIComponent(region)}?${new URLSearchParams({ sort, top })}`;
+    download.href = `${query}&format=csv`;
     try {
-      const data = await getJson(
-        `api/market/${encodeURIComponent(region)}?${new URLSearchParams({ sort, top })}`
-      );
+      const data = await getJson(query);
+      download.hidden = false;
+      showAsOf("#market-asof", "market_orders", data.data_as_of);
       const largest = Math.max(...data.types.map((t) => Number(t[sort]) || 0), 1);
       // The ranked figure with a bar, then the other headline figures (not repeated).
       const others = MARKET_COLUMNS.filter((name) => name !== sort);
@@ -205,6 +242,7 @@
         ])
       );
     } catch (error) {
+      download.hidden = true;
       const hint = error.status === 404 ? " (the market_orders DAG loads a region)" : "";
       target.replaceChildren(element("p", { class: "error", text: error.message + hint }));
     }
@@ -259,6 +297,40 @@
     }
   }
 
+  // ---- Department list: prefix search, a page at a time ----------------------------
+
+  const departmentList = { prefix: "", cursor: null, timer: null };
+
+  async function listDepartments(more = false) {
+    const list = $("#department-names");
+    const moreButton = $("#department-more");
+    if (!more) {
+      departmentList.prefix = $("#department-input").value.trim();
+      departmentList.cursor = null;
+    }
+    const params = new URLSearchParams({ prefix: departmentList.prefix, limit: "20" });
+    if (departmentList.cursor) params.set("cursor", departmentList.cursor);
+    try {
+      const data = await getJson(`api/departments?${params}`);
+      const items = data.departments.map((name) => {
+        const button = element("button", { type: "button", class: "link", text: name });
+        button.addEventListener("click", () => {
+          $("#department-input").value = name;
+          lookUpDepartment();
+        });
+        return element("li", {}, [button]);
+      });
+      if (more) list.append(...items);
+      else list.replaceChildren(...items);
+      departmentList.cursor = data.next_cursor;
+      moreButton.hidden = !data.next_cursor;
+      showAsOf("#directory-asof", "department_directory", data.data_as_of);
+    } catch (error) {
+      list.replaceChildren(element("li", { class: "error", text: error.message }));
+      moreButton.hidden = true;
+    }
+  }
+
   // ---- Wiring ------------------------------------------------------------------------
 
   function start() {
@@ -277,12 +349,18 @@
       event.preventDefault();
       lookUpDepartment();
     });
+    $("#department-input").addEventListener("input", () => {
+      clearTimeout(departmentList.timer);
+      departmentList.timer = setTimeout(() => listDepartments(), 250);
+    });
+    $("#department-more").addEventListener("click", () => listDepartments(true));
     window.addEventListener("resize", () => {
       const chart = $("#covid-chart");
       if (covid.plot) covid.plot.setSize({ width: chart.clientWidth, height: 320 });
     });
     loadCovid();
     loadMarket();
+    listDepartments();
   }
 
   start();

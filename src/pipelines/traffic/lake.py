@@ -1,0 +1,180 @@
+"""traffic_repartition's AWS adapters: the Glue catalog, S3 and Athena calls around a chunk.
+
+Thin wrappers on the Amazon provider's hooks/clients; what to do is decided in
+``chunks.py`` (pure), what order to do it in by ``operators.WriteChunkOperator``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipelines.traffic.chunks import arrival_hours, target_partitions
+
+log = logging.getLogger(__name__)
+
+DATABASE = "traffic"
+RAW_TABLE = "raw_events"
+TARGET_TABLE = "events_by_event_time"
+RAW_PREFIX = "traffic/raw/"
+TARGET_PREFIX = "traffic/transformed/"
+# Every query that writes the target starts with this; a running one that the chunk
+# writer did not start itself is a leftover of a lost attempt (see stop_unfinished_writes).
+WRITE_MARKER = "INSERT INTO traffic.events_by_event_time"
+# Athena ends a DML query after 30 minutes (service quota "DML query timeout", at most
+# 240): a query submitted longer ago than this cannot still be running.
+LONGEST_ATHENA_QUERY = timedelta(hours=4)
+UNFINISHED = ("QUEUED", "RUNNING")
+GLUE_BATCH_CREATE_MAX = 100
+GLUE_BATCH_DELETE_MAX = 25
+
+
+class CatalogError(RuntimeError):
+    """The Glue catalog refused a partition change for a reason other than 'already there'."""
+
+
+def _batch_create(glue: Any, table: str, inputs: list[dict[str, Any]]) -> int:
+    """Create the partitions not yet in the catalog; fail on any error but AlreadyExists."""
+    created = 0
+    for start in range(0, len(inputs), GLUE_BATCH_CREATE_MAX):
+        batch = inputs[start : start + GLUE_BATCH_CREATE_MAX]
+        errors = glue.batch_create_partition(
+            DatabaseName=DATABASE, TableName=table, PartitionInputList=batch
+        ).get("Errors", [])
+        real = [e for e in errors if e["ErrorDetail"]["ErrorCode"] != "AlreadyExistsException"]
+        if real:
+            first = real[0]
+            raise CatalogError(
+                f"Glue refused partition {first['PartitionValues']} of {DATABASE}.{table}: "
+                f"{first['ErrorDetail']['ErrorCode']}: {first['ErrorDetail'].get('ErrorMessage', '')}"
+                + (f" (and {len(real) - 1} more)" if len(real) > 1 else "")
+            )
+        created += len(batch) - len(errors)
+    return created
+
+
+def _partition_input(table: dict[str, Any], values: list[str], location: str) -> dict[str, Any]:
+    """A partition that inherits the table's storage (columns, format, SerDe): only its place differs."""
+    storage = {k: v for k, v in table["StorageDescriptor"].items() if k != "Location"}
+    return {"Values": values, "StorageDescriptor": {**storage, "Location": location}}
+
+
+def register_raw_partitions(chunks: list[dict[str, Any]], bucket: str, aws_conn_id: str) -> int:
+    """Register the arrival-hour partitions the chunks read, and only those (no crawl).
+
+    Values are the canonical integers of the typed partition columns; the location is the
+    Firehose prefix. An hour whose folder is still empty is registered too: a file landing
+    there later is read like any other (a partition is a location, not a listing).
+    Returns how many were new.
+    """
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
+    table = glue.get_table(DatabaseName=DATABASE, Name=RAW_TABLE)["Table"]
+    hours = arrival_hours(chunks)
+    inputs = [
+        _partition_input(
+            table,
+            [str(h.year), str(h.month), str(h.day), str(h.hour)],
+            f"s3://{bucket}/{RAW_PREFIX}{h:%Y/%m/%d/%H}/",
+        )
+        for h in hours
+    ]
+    created = _batch_create(glue, RAW_TABLE, inputs)
+    log.info("raw arrival hours %s..%s: %s partition(s), %s new", hours[0], hours[-1], len(hours), created)
+    return created
+
+
+def _target_prefix(partition: dict[str, str]) -> str:
+    return TARGET_PREFIX + "/".join(f"{k}={v}" for k, v in partition.items()) + "/"
+
+
+def clear_target_partitions(chunk: dict[str, Any], bucket: str, aws_conn_id: str) -> int:
+    """Empty the chunk's event-hour partitions: their files, then their catalog entries."""
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
+    partitions = target_partitions(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"])
+    removed = 0
+    for partition in partitions:
+        keys = s3.list_keys(bucket_name=bucket, prefix=_target_prefix(partition))
+        if keys:
+            s3.delete_objects(bucket=bucket, keys=keys)
+            removed += len(keys)
+    values = [{"Values": list(p.values())} for p in partitions]
+    for start in range(0, len(values), GLUE_BATCH_DELETE_MAX):
+        try:
+            glue.batch_delete_partition(
+                DatabaseName=DATABASE,
+                TableName=TARGET_TABLE,
+                PartitionsToDelete=values[start : start + GLUE_BATCH_DELETE_MAX],
+            )  # absent partitions come back as Errors: nothing to delete is fine
+        except glue.exceptions.EntityNotFoundException:
+            break  # no table yet: nothing to clear
+    log.info("chunk %s..%s: removed %s file(s) of %s partition(s)", chunk["chunk_start"], chunk["chunk_end"],
+             removed, len(partitions))  # fmt: skip
+    return removed
+
+
+def register_target_partitions(chunk: dict[str, Any], bucket: str, aws_conn_id: str) -> int:
+    """Register the chunk's event-hour partitions that hold files (the writer's job, no crawl).
+
+    Athena's INSERT INTO registers what it writes; this makes the catalog right whatever
+    wrote the files, at one S3 listing per event day. Returns how many were new.
+    """
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id=aws_conn_id)
+    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
+    table = glue.get_table(DatabaseName=DATABASE, Name=TARGET_TABLE)["Table"]
+    partitions = target_partitions(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"])
+    with_files: set[str] = set()
+    for day_prefix in sorted({_target_prefix(p).rsplit("hour=", 1)[0] for p in partitions}):
+        for key in s3.list_keys(bucket_name=bucket, prefix=day_prefix):
+            with_files.add(key.rsplit("/", 1)[0] + "/")
+    inputs = [
+        _partition_input(table, list(p.values()), f"s3://{bucket}/{_target_prefix(p)}")
+        for p in partitions
+        if _target_prefix(p) in with_files
+    ]
+    return _batch_create(glue, TARGET_TABLE, inputs)
+
+
+def stop_unfinished_writes(athena: Any, workgroup: str, poll_seconds: float = 1.0) -> list[str]:
+    """Stop every still-running query that writes the target, and wait until each has ended.
+
+    Only one chunk writer runs at a time (pool ``traffic_chunk_writer``, one slot), so a
+    target write still running when a writer starts belongs to a lost attempt (a killed
+    worker, a timed-out deferral): left alone, it would add its rows after our clear.
+    """
+    since = datetime.now(UTC) - LONGEST_ATHENA_QUERY
+    running: list[str] = []
+    token = None
+    while True:
+        page = athena.list_query_executions(WorkGroup=workgroup, **({"NextToken": token} if token else {}))
+        ids = page.get("QueryExecutionIds", [])
+        if not ids:
+            break
+        executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
+        for execution in executions:
+            if execution["Status"]["State"] in UNFINISHED and WRITE_MARKER in execution["Query"]:
+                running.append(execution["QueryExecutionId"])
+        oldest = min(e["Status"]["SubmissionDateTime"] for e in executions)
+        token = page.get("NextToken")
+        if not token or oldest < since:  # newest first: older ones have ended long ago
+            break
+    for query_id in running:
+        log.warning("stopping query %s: a target write left running by a lost attempt", query_id)
+        athena.stop_query_execution(QueryExecutionId=query_id)
+    for query_id in running:
+        while (
+            athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
+            in UNFINISHED
+        ):
+            time.sleep(poll_seconds)
+    return running
