@@ -1,6 +1,8 @@
 """
 ### covid_daily: NYT cases + Johns Hopkins recoveries, merged daily into DynamoDB
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/covid_daily.md`.
+
 `extract` (fetch both sources from allowed places, validate, inner-join on date, stage in S3)
 -> `plan` (diff against the table itself, read with one paginated Query: inserts,
 updates, deletes; a suspicious shrink is refused)

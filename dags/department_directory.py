@@ -1,6 +1,8 @@
 """
 ### department_directory: a CSV dropped in S3 becomes a nested DynamoDB table
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/department_directory.md`.
+
 Event-driven: S3 `ObjectCreated` notifications for `directory/incoming/*.csv` go to SQS
 queue `directory-events`; an `AssetWatcher` on that queue (run by the triggerer)
 starts a run that knows the object key. Manual runs take param `s3_key`; without it, the

@@ -1,6 +1,8 @@
 """
 ### market_orders: EVE Online market orders -> per-type aggregates in DynamoDB
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/market_orders.md`.
+
 `plan_download` (ESI through connection `esi_default`: page 1 pins the snapshot, its
 `Last-Modified`, and gives `X-Pages`; an empty page 1 or one without these headers fails
 the run, nothing changed; a snapshot ESI replaces within `snapshot_margin_seconds`

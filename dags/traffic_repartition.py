@@ -1,6 +1,8 @@
 """
 ### traffic_repartition: raw traffic events by arrival hour -> Parquet by event time
 
+Operators' page (reads, writes, params with examples, failures, re-runs): `docs/pipelines/traffic_repartition.md`.
+
 `plan_chunks` (validate start/end, cut into chunks of at most 96 event hours)
 -> `wait_for_late_events` (deferrable: until the range end + `max_lateness_minutes`
    + `delivery_margin_minutes`, the stream's buffer interval by default)

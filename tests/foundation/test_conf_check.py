@@ -1,7 +1,6 @@
 """Undeclared trigger ``conf`` keys are refused: the rule, and every DAG at run time.
 
-The trigger-time half (REST 400) is proved against a running api-server in
-``tests/devtools/test_trigger_guard.py``.
+The trigger-time half: a running api-server (plugins loaded) answers 400 naming the key.
 """
 
 from __future__ import annotations
@@ -58,3 +57,63 @@ def test_each_dag_fails_at_its_first_task_naming_the_key_before_any_io(
     assert "<th align='left'>Try</th><td>1</td>" in mails[0].text  # failed for good: no retry
     assert s3.list_objects_v2(Bucket="pipelines-data-lake").get("KeyCount", 0) == 0
     assert {t: dynamodb.scan(TableName=t, Select="COUNT")["Count"] for t in tables} == before
+
+
+@pytest.fixture(scope="module")
+def serialized_dags(airflow_db):
+    """The project's DAGs in the metadata DB, as the dag-processor leaves them."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    from tests.conftest import REPO
+
+    bag = DagBag(dag_folder=str(REPO / "dags"), bundle_path=REPO / "dags", bundle_name="dags-folder")
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+    return bag
+
+
+def _runs(dag_id: str) -> int:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(DagRun).filter(DagRun.dag_id == dag_id).count()
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_the_rest_api_refuses_an_undeclared_key_with_400_naming_it(
+    dag_id, serialized_dags, running_api_server, api_token
+):
+    import requests
+
+    before = _runs(dag_id)
+    response = requests.post(
+        f"{running_api_server}/api/v2/dags/{dag_id}/dagRuns",
+        json={"logical_date": None, "conf": {"typo_key": 1}},
+        headers={"Authorization": f"Bearer {api_token}"},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text
+    assert "does not declare conf key(s) 'typo_key'" in response.json()["detail"]
+    assert _runs(dag_id) == before  # no run created
+
+
+def test_the_rest_api_still_creates_a_run_with_declared_keys_and_still_asks_for_a_token(
+    serialized_dags, running_api_server, api_token
+):
+    import requests
+
+    url = f"{running_api_server}/api/v2/dags/market_orders/dagRuns"
+    body = {"logical_date": None, "conf": {"regionid": 10000030}}
+    assert requests.post(url, json=body, timeout=60).status_code == 401  # no token: Airflow's own answer
+    auth = {"Authorization": f"Bearer {api_token}"}
+    refused = requests.post(url, json=body, headers=auth, timeout=60)
+    assert refused.status_code == 400
+    assert "'regionid' (did you mean 'region_id'?)" in refused.json()["detail"]
+    accepted = requests.post(
+        url, json={"logical_date": None, "conf": {"region_id": 10000030}}, headers=auth, timeout=60
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["conf"] == {"region_id": 10000030}
+    invalid = requests.post(url, json={"logical_date": None, "conf": {"region_id": 5}}, headers=auth, timeout=60)
+    assert invalid.status_code == 400 and "region_id" in invalid.text  # Airflow's own param validation

@@ -98,3 +98,14 @@ def test_parse_time_of_the_dags_folder_is_reported(dagbag, capsys):
     with capsys.disabled():
         print(f"\n[dags folder] {dags} DAG(s) parsed in {seconds}s (fresh process, airflow imported)")
     assert (int(dags), int(errors)) == (len(dagbag.dags), 0)
+
+
+def test_every_dag_links_its_operators_page_and_the_page_covers_what_an_operator_needs(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        page = REPO / "docs" / "pipelines" / f"{dag_id}.md"
+        assert f"`docs/pipelines/{dag_id}.md`" in dag.doc_md, f"{dag_id}: doc_md does not link {page.name}"
+        text = page.read_text()
+        for section in ("## Reads and writes", "## Params", "## When it fails"):
+            assert section in text, f"{page}: missing {section!r}"
+        for param in dag.params:
+            assert f"`{param}`" in text, f"{page}: param {param!r} undocumented"

@@ -55,3 +55,42 @@ def test_unreachable_smtp_is_logged_and_does_not_mask_the_failure(airflow_db, mo
     FailureEmailNotifier(smtp_conn_id="smtp_broken").notify({"ti": Ti(), "exception": ValueError("x")})
     assert "Could not send the failure e-mail" in caplog.text
     assert os.environ["AIRFLOW_VAR_ALERT_EMAILS"] == "oncall@example.com"
+
+
+def test_the_log_link_is_absolute_and_opens_the_task_log_on_a_running_api_server(
+    airflow_db, mailbox, monkeypatch, running_api_server, api_token
+):
+    """The link is built from ``[api] base_url``: it must reach the task's page and log, not localhost."""
+    import html
+    import re
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    import requests
+
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "oncall@example.com")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", running_api_server)
+    run = _failing_dag().test()
+    assert run.state == "failed"
+    [mail] = mailbox.wait_for(1)
+    [link] = {html.unescape(href) for href in re.findall(r'href="([^"]+)"', mail.text)}
+
+    parts = urlsplit(link)
+    assert (parts.scheme, f"{parts.scheme}://{parts.netloc}") == ("http", running_api_server), link
+    match = re.fullmatch(r"/dags/(?P<dag>[^/]+)/runs/(?P<run>[^/]+)/tasks/(?P<task>[^/]+)", parts.path)
+    assert match, f"not a task instance page: {link}"
+    assert (match["dag"], unquote(match["run"]), match["task"]) == ("alert_check", run.run_id, "explode")
+    try_number = int(parse_qs(parts.query)["try_number"][0])
+
+    auth = {"Authorization": f"Bearer {api_token}"}
+    page = requests.get(link, headers=auth, timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    api = f"{running_api_server}/api/v2/dags/alert_check/dagRuns/{match['run']}/taskInstances"
+    instance = requests.get(f"{api}/explode", headers=auth, timeout=30)
+    assert instance.status_code == 200, instance.text  # the link names a real task instance
+    assert (instance.json()["state"], instance.json()["try_number"]) == ("failed", try_number)
+    log = requests.get(f"{api}/explode/logs/{try_number}", headers={**auth, "Accept": "application/json"}, timeout=30)
+    assert log.status_code == 200, log.text
+    assert "content" in log.json()
+    # dag.test() runs in-process and writes no log file, so the log's text is not asserted here
+    assert requests.get(f"{api}/no_such_task/logs/{try_number}", headers=auth, timeout=30).status_code == 404
+    assert requests.get(log.url, timeout=30).status_code == 401  # the log needs the token
