@@ -120,9 +120,11 @@ def traffic_repartition():
     @task
     def register_raw_partitions(planned: dict) -> int:
         from pipelines.config import data_lake_bucket
+        from pipelines.traffic.lake import clients
         from pipelines.traffic.lake import register_raw_partitions as register
 
-        return register(planned["chunks"], data_lake_bucket(), AWS_CONN_ID)
+        glue, _s3 = clients(AWS_CONN_ID)
+        return register(planned["chunks"], data_lake_bucket(), glue)
 
     raw_partitions = register_raw_partitions(planned)
     chunks = WriteChunkOperator.partial(
