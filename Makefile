@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv lock chromium test demo airflow lint bench e2e clean
+.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint bench e2e clean
 
 venv: $(VENV)/.installed
 
@@ -19,11 +19,24 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml local
 	$(VENV)/bin/uv pip install --quiet --no-deps --no-build-isolation --python $(PY) -e . -e ./localaws
 	touch $@
 
+## checkov in its own venv: it cannot resolve together with the development lock
+## (cachetools<6 against Airflow's 8); used by tests/foundation/test_infra.py
+checkov-venv: .venv-checkov/.installed
+
+.venv-checkov/.installed: requirements-checkov.lock | venv
+	$(PYTHON) -m venv .venv-checkov
+	$(VENV)/bin/uv pip sync --quiet --require-hashes --python .venv-checkov/bin/python requirements-checkov.lock
+	touch $@
+
+checkov: checkov-venv
+	.venv-checkov/bin/checkov --quiet --compact --framework cloudformation -f infra/pipelines.yaml
+
 ## regenerate both locks (with hashes) after editing requirements.txt or requirements-dev.txt;
 ## the development lock is constrained by the runtime lock, so both pin the same versions
 lock: venv
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements.txt -o requirements.lock
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes -c requirements.lock requirements-dev.txt -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --generate-hashes requirements-checkov.txt -o requirements-checkov.lock
 
 ## Debian's chromium for the browser tests (tests marked `browser`); installed once, as root
 chromium:
@@ -32,7 +45,7 @@ chromium:
 		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: venv chromium
+test: venv checkov-venv chromium
 	$(PY) -m pytest -m "not e2e" tests
 
 demo: venv

@@ -22,7 +22,7 @@ def main() -> int:
     failures = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"\n### {script.name}", flush=True)
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=HERE.parent)
+        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script.stem}"], capture_output=True, text=True, cwd=HERE.parent)
         print(proc.stdout, end="")
         if proc.returncode != 0:
             failures.append(script.name)
@@ -33,7 +33,8 @@ def main() -> int:
                 results.append([script.stem, name, ratio, goal, " ".join(what)])
     print("\n## Summary (ratios against a baseline measured in the same run)")
     for row in results:
-        unit = " MB" if row[1].endswith("_mb") else "x"  # an absolute figure, said so
+        # an absolute figure (a size or a count) is said so; every other figure is a ratio
+        unit = " MB" if row[1].endswith("_mb") else "" if row[1].endswith("_count") else "x"
         print(f"{row[0]:28} {row[1]:44} {row[2]:>8}{unit:3}  goal {row[3]:>6}  {row[4]}")
     if failures:
         print(f"failed: {', '.join(failures)}")

@@ -3,7 +3,8 @@
 
 Event-driven: S3 `ObjectCreated` notifications for `directory/incoming/*.csv` go to SQS
 queue `directory-events`; an `AssetWatcher` on that queue (run by the triggerer)
-starts a run that knows the object key. Manual runs take param `s3_key`.
+starts a run that knows the object key. Manual runs take param `s3_key`; without it, the
+key in Variable `directory_default_s3_key` (when set; `make airflow` sets it to the sample CSV).
 
 `resolve_source` (the newest of the keys the run was given)
 -> `nest_and_validate` (one item per department, whole file validated before any write)
@@ -21,7 +22,7 @@ from datetime import datetime
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import DIRECTORY_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 
 # The queue URL is static configuration (account and region of the deployment), read from
@@ -67,13 +68,15 @@ def department_directory():
     def resolve_source(params=None, triggering_asset_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipelines.config import data_lake_bucket
+        from pipelines.config import data_lake_bucket, variable
         from pipelines.directory.domain import keys_from_s3_events, messages_from_asset_events
         from pipelines.directory.steps import newest_object
 
         keys = [params["s3_key"]] if params.get("s3_key") else []
         for events in (triggering_asset_events or {}).values():
             keys += [key for key, _time in keys_from_s3_events(messages_from_asset_events(events))]
+        if not keys and (default_key := variable("directory_default_s3_key", "")):
+            keys = [default_key]  # a manual run without s3_key: the operator's configured file
         source = newest_object(data_lake_bucket(), keys)
         if source is None:
             raise AirflowSkipException(f"no directory CSV to load (candidates: {keys or 'none'})")

@@ -28,7 +28,8 @@ from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
-from pipelines.config import ATHENA_RESULTS_TEMPLATE, AWS_CONN_ID, DATA_LAKE_BUCKET_TEMPLATE
+from pipelines.config import ATHENA_RESULTS_TEMPLATE, DATA_LAKE_BUCKET_TEMPLATE
+from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
 from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES

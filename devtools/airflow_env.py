@@ -11,6 +11,43 @@ import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+ACCOUNT_ID = "123456789012"  # the offline stack's account
+# each pipeline's connection assumes that pipeline's role of infra/pipelines.yaml
+PIPELINE_ROLES = {
+    "aws_traffic": "pipeline-traffic-repartition",
+    "aws_market": "pipeline-market-orders",
+    "aws_covid": "pipeline-covid-daily",
+    "aws_directory": "pipeline-department-directory",
+    "aws_results": "results-api-reader",
+}
+
+
+def pipeline_aws_connections(
+    aws_endpoint_url: str,
+    access_key: str = "testing",
+    secret_key: str = "testing",
+    session_token: str | None = None,
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_AWS_<PIPELINE>``: base credentials (the worker's) plus ``role_arn`` of the pipeline's role.
+
+    The provider assumes the role through STS at the same endpoint (``service_config.sts``:
+    for assume-role it never uses the global ``endpoint_url``).
+    """
+    connections = {}
+    for conn_id, role in PIPELINE_ROLES.items():
+        extra = {
+            "endpoint_url": aws_endpoint_url,
+            "region_name": "us-east-1",
+            "role_arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}",
+            "assume_role_method": "assume_role",
+            "service_config": {"sts": {"endpoint_url": aws_endpoint_url}},
+        }
+        if session_token:
+            extra["aws_session_token"] = session_token
+        connections[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+            {"conn_type": "aws", "login": access_key, "password": secret_key, "extra": extra}
+        )
+    return connections
 
 
 def airflow_env(
@@ -52,6 +89,7 @@ def airflow_env(
                 },
             }
         ),
+        **pipeline_aws_connections(aws_endpoint_url),
         "AIRFLOW_VAR_ALERT_EMAILS": alert_emails,
         "AIRFLOW_VAR_DATA_LAKE_BUCKET": "pipelines-data-lake",
     }

@@ -1,9 +1,17 @@
-"""``make airflow``: the Airflow UI on http://127.0.0.1:8080 against the offline stack.
+"""``make airflow``: the Airflow UI on http://127.0.0.1:8080 against the offline stack, with data.
 
-Runs ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server with
-LocalExecutor on SQLite) in ``.airflow/``, after starting the offline AWS stack, the SMTP
-catcher and (when present) the fake ESI server in this process, provisioning
-``infra/`` and importing the Airflow pools. Log in as admin / admin. Ctrl-C stops all.
+Starts the offline AWS stack, the SMTP catcher and the fake ESI server in this process,
+provisions ``infra/``, imports the Airflow pools, and loads each pipeline's sample data
+through ``devtools/demo_steps`` (``standalone(ctx)`` of each step), which also answers the
+Variables that make every DAG's *defaults* work offline (local copies of the COVID
+sources, a directory CSV, raw traffic events for yesterday's event day). Then it runs
+``airflow standalone`` (scheduler, dag-processor, triggerer, api-server; LocalExecutor
+on SQLite, parallelism 4 for a 2-core machine) in ``.airflow/``. Log in as admin / admin.
+
+Ctrl-C, SIGTERM and SIGHUP all stop everything: ``airflow standalone`` runs in its own
+process group, which gets SIGTERM, and whatever of it (the scheduler ignores SIGTERM while
+busy) still runs after ``STOP_GRACE_SECONDS`` gets SIGKILL, then the in-process servers
+stop. ``AIRFLOW_STANDALONE_HOME`` moves the Airflow home (the tests use a scratch one).
 """
 
 from __future__ import annotations
@@ -14,11 +22,16 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from devtools.airflow_env import REPO, airflow_env
 
-AIRFLOW_HOME = REPO / ".airflow"
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_STANDALONE_HOME", REPO / ".airflow"))
 USERNAME, PASSWORD = "admin", "admin"
+# LocalExecutor forks one worker per parallelism slot: 4 fits a 2-core machine (Airflow's default is 32)
+PARALLELISM = 4
+STOP_GRACE_SECONDS = 15
+FIRST_DAG = "covid_daily"
 
 
 def port_or_free(preferred: int) -> int:
@@ -39,8 +52,10 @@ def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_p
         {
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
+            # where alert e-mails' log links point: this UI (see README "Failure e-mails")
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
             "AWS_ENDPOINT_URL": aws_endpoint,
             # standalone spawns its components as `airflow ...` by name
@@ -50,66 +65,123 @@ def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_p
     return env
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+class StopRequested(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP: unwind and stop everything (a BaseException, like KeyboardInterrupt)."""
+
+
+def _request_stop(signum: int, _frame: object) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def stop_process_tree(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> list[int]:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL what remains.
+
+    The descendants are listed before the signal: a child that left the group, or one
+    whose parent died first, is still found. Answers the pids that needed SIGKILL.
+    """
+    import psutil
+
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    _gone, alive = psutil.wait_procs(tree, timeout=grace)
+    killed = []
+    for leftover in alive:
+        try:
+            leftover.kill()
+            killed.append(leftover.pid)
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything forked after the listing
+    except ProcessLookupError:
+        pass
+    psutil.wait_procs(alive, timeout=5)
+    proc.wait()
+    return killed
+
+
+def load_sample_data(ctx, steps) -> dict[str, str]:
+    """Each demo step loads its sample data; answers the environment (Variables, connections) they need."""
+    extra: dict[str, str] = {}
+    for step in steps:
+        if not hasattr(step, "standalone"):
+            raise RuntimeError(f"devtools/demo_steps/{step.__name__.rsplit('.', 1)[-1]}.py has no standalone(ctx)")
+        extra.update(step.standalone(ctx))
+        print(f"  sample data for {step.DAG_ID} loaded", flush=True)
+    return extra
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _request_stop)
+    cleanups = []
+    try:
+        return _run(cleanups)
+    except StopRequested as stop:
+        print(f"\n{stop}: stopped", flush=True)
+        return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        for cleanup in reversed(cleanups):
+            try:
+                cleanup()
+            except Exception as error:  # keep stopping the rest
+                print(f"cleanup failed: {error}", flush=True)
+
+
+def _run(cleanups: list) -> int:
+    from devtools.demo import DemoContext, discover_steps
     from devtools.smtp_catcher import SmtpCatcher
     from infra.provision import provision
     from localaws import LocalAWS
 
-    AIRFLOW_HOME.mkdir(exist_ok=True)
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    cleanups = []
     stack = LocalAWS(port=port_or_free(4566)).start()
     cleanups.append(stack.stop)
     smtp = SmtpCatcher(port=port_or_free(1025), echo=True).start()
     cleanups.append(smtp.stop)
-    esi_url = None
-    try:
-        from devtools import fake_esi
-
-        esi = fake_esi.FakeEsi(port=port_or_free(8090)).start()
-        cleanups.append(esi.stop)
-        esi_url = esi.url
-    except ImportError:
-        pass
     api_port = port_or_free(8080)
-    env = standalone_env(stack.endpoint_url, smtp.port, esi_url, api_port)
-    try:
-        provision(stack.endpoint_url)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
-        )
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "pools", "import", str(REPO / "infra" / "airflow_pools.json")],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        print(
-            f"\n  Airflow UI:      http://127.0.0.1:{api_port}   login: {USERNAME} / {PASSWORD}"
-            f"\n  offline AWS:     {stack.endpoint_url}"
-            f"\n  SMTP catcher:    127.0.0.1:{smtp.port} (alert e-mails are printed here)"
-            + (f"\n  fake ESI:        {esi_url}" if esi_url else "")
-            + "\n  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            try:
-                return proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                return 130
-    finally:
-        for cleanup in reversed(cleanups):
-            cleanup()
+    env = standalone_env(stack.endpoint_url, smtp.port, None, api_port)
+    provision(stack.endpoint_url)
+    ctx = DemoContext(stack.endpoint_url, env, AIRFLOW_HOME / "sample-data", stack, smtp)
+    ctx.workdir.mkdir(exist_ok=True)
+    cleanups.extend(reversed_cleanups(ctx))
+    env.update(load_sample_data(ctx, discover_steps()))
+    for args in (["db", "migrate"], ["pools", "import", str(REPO / "infra" / "airflow_pools.json")]):
+        subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+    esi = json.loads(env["AIRFLOW_CONN_ESI_DEFAULT"])["host"] if "AIRFLOW_CONN_ESI_DEFAULT" in env else None
+    print(
+        f"\n  Airflow UI:      http://127.0.0.1:{api_port}   login: {USERNAME} / {PASSWORD}"
+        f"\n  Try first:       {FIRST_DAG} (unpause it, then Trigger with its defaults; about a minute),"
+        f"\n                   then the dashboard: http://127.0.0.1:{api_port}/results/dashboard"
+        f"\n  offline AWS:     {stack.endpoint_url}"
+        f"\n  SMTP catcher:    127.0.0.1:{smtp.port} (alert e-mails are printed here)"
+        + (f"\n  fake ESI:        {esi}" if esi else "")
+        + f"\n  LocalExecutor:   parallelism {PARALLELISM}"
+        + "\n  Ctrl-C (or SIGTERM/SIGHUP) stops everything.\n",
+        flush=True,
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, start_new_session=True)
+    cleanups.append(lambda: stop_process_tree(proc))
+    return proc.wait()
+
+
+def reversed_cleanups(ctx) -> list:
+    """The demo steps' cleanups (fakes they started), run when standalone stops."""
+
+    def run_all() -> None:
+        for fn in reversed(ctx.cleanups):
+            fn()
+
+    return [run_all]
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ class Topology:
     database: str = field(default_factory=lambda: f"airflow_e2e_{secrets.token_hex(4)}")
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    # what the benchmarks vary (benchmarks/bench_components.py); the e2e tests keep the defaults
+    executor: str = "CeleryExecutor"
+    plugins_folder: Path = REPO / "plugins"
+    dags_folder: Path = REPO / "dags"
 
     @property
     def api_url(self) -> str:
@@ -79,7 +83,9 @@ class Topology:
         env.update(
             {
                 # the same settings docker-compose.yaml gives every component
-                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins_folder),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{POSTGRES}/{self.database}",
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{self.database}",
@@ -125,6 +131,8 @@ class Topology:
         self.airflow("db", "migrate")
         self.airflow("pools", "import", str(REPO / "infra" / "airflow_pools.json"))
         for name, args in COMPONENTS.items():
+            if name == "worker" and self.executor != "CeleryExecutor":
+                continue
             log = (self.home / f"{name}.log").open("w")
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *args],

@@ -1,12 +1,18 @@
 """Apply ``infra/pipelines.yaml`` to an AWS endpoint (the offline stack, or real AWS).
 
 The template goes through CloudFormation as it would in AWS. moto's CloudFormation
-skips three things of it, which this module then applies from the same template with
+skips some of it, which this module then applies from the same template with
 plain API calls, so local and production resources still come from one file:
 
 * ``AWS::Glue::Database``        -> glue.create_database
 * ``AWS::SQS::QueuePolicy``      -> sqs.set_queue_attributes(Policy=...)
-* the bucket's ``NotificationConfiguration`` -> s3.put_bucket_notification_configuration
+* ``AWS::S3::BucketPolicy``      -> s3.put_bucket_policy
+* the bucket's encryption, public access block, versioning, lifecycle rules and
+  notifications -> the matching s3.put_bucket_* calls
+* a table's point-in-time recovery -> dynamodb.update_continuous_backups
+
+(a table's KMS key is not applied offline: moto's CloudFormation drops SSESpecification
+and moto has no API to set it afterwards; the template test checks it instead.)
 
 Usage: ``python -m infra.provision --endpoint-url http://127.0.0.1:4566``.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ class Resolver:
     def __init__(self, template: dict[str, Any], parameters: dict[str, str], physical: dict[str, str]):
         self.values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
         self.values.update(parameters)
-        self.values.update({"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION})
+        self.values.update({"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws"})
         self.physical = physical
         self.template = template
 
@@ -50,6 +57,10 @@ class Resolver:
             return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name.rsplit('/', 1)[-1]}"
         if kind == "AWS::DynamoDB::Table":
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        if kind == "AWS::KMS::Key":
+            return f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{name}"
+        if kind == "AWS::IAM::Role":
+            return f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
         raise ValueError(f"Fn::GetAtt Arn of {kind} is not resolved offline")
 
     def __call__(self, value: Any) -> Any:
@@ -110,27 +121,10 @@ def provision(endpoint_url: str | None = None, parameters: dict[str, str] | None
     """Create or update every resource; answer {logical id: physical id}."""
     parameters = parameters or {}
     template = load_template()
-    role_name = parameters.get("AirflowRoleName", template["Parameters"]["AirflowRoleName"]["Default"])
     iam = _session_client("iam", endpoint_url)
-    if endpoint_url:  # offline: the Airflow role a real account already has
-        try:
-            iam.get_role(RoleName=role_name)
-        except iam.exceptions.NoSuchEntityException:
-            iam.create_role(
-                RoleName=role_name,
-                AssumeRolePolicyDocument=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "ec2.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
-            )
+    if endpoint_url:  # offline: the roles the Airflow processes run as, which a real account already has
+        for parameter in ("AirflowRoleName", "ApiServerRoleName"):
+            _ensure_base_role(iam, parameters.get(parameter, template["Parameters"][parameter]["Default"]))
 
     cfn = _session_client("cloudformation", endpoint_url)
     _deploy_stack(cfn, TEMPLATE.read_text(), parameters)
@@ -144,38 +138,148 @@ def provision(endpoint_url: str | None = None, parameters: dict[str, str] | None
     return physical
 
 
+def _ensure_base_role(iam: Any, role_name: str) -> None:
+    try:
+        iam.get_role(RoleName=role_name)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+
+
 def _apply_what_moto_skips(template: dict[str, Any], resolve: Resolver, endpoint_url: str) -> None:
     for resource in template["Resources"].values():
-        properties = resolve(resource.get("Properties", {}))
-        if resource["Type"] == "AWS::Glue::Database":
-            glue = _session_client("glue", endpoint_url)
-            try:
-                glue.create_database(DatabaseInput=properties["DatabaseInput"])
-            except glue.exceptions.AlreadyExistsException:
-                glue.update_database(
-                    Name=properties["DatabaseInput"]["Name"], DatabaseInput=properties["DatabaseInput"]
-                )
-        elif resource["Type"] == "AWS::SQS::QueuePolicy":
-            sqs = _session_client("sqs", endpoint_url)
-            for queue in properties["Queues"]:
-                url = sqs.get_queue_url(QueueName=queue.rsplit("/", 1)[-1])["QueueUrl"]
-                sqs.set_queue_attributes(
-                    QueueUrl=url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
-                )
-        elif resource["Type"] == "AWS::S3::Bucket" and "NotificationConfiguration" in properties:
-            s3 = _session_client("s3", endpoint_url)
-            queues = [
-                {
-                    "QueueArn": q["Queue"],
-                    "Events": [q["Event"]],
-                    "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}},
-                }
-                for q in properties["NotificationConfiguration"].get("QueueConfigurations", [])
-            ]
-            s3.put_bucket_notification_configuration(
-                Bucket=properties["BucketName"],
-                NotificationConfiguration={"QueueConfigurations": queues},
-            )
+        apply = _MOTO_SKIPS.get(resource["Type"])
+        if apply is not None:
+            apply(resolve(resource.get("Properties", {})), endpoint_url)
+
+
+def _glue_database(properties: dict[str, Any], endpoint_url: str) -> None:
+    glue = _session_client("glue", endpoint_url)
+    try:
+        glue.create_database(DatabaseInput=properties["DatabaseInput"])
+    except glue.exceptions.AlreadyExistsException:
+        glue.update_database(
+            Name=properties["DatabaseInput"]["Name"], DatabaseInput=properties["DatabaseInput"]
+        )
+
+
+def _offline_policy(document: dict[str, Any]) -> dict[str, Any] | None:
+    """A resource policy without its TLS-only statements: the offline endpoint is plain http,
+    and moto evaluates bucket policies, so such a statement would refuse every request."""
+    kept = [
+        statement
+        for statement in document["Statement"]
+        if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))
+    ]
+    return {**document, "Statement": kept} if kept else None
+
+
+def _queue_policy(properties: dict[str, Any], endpoint_url: str) -> None:
+    sqs = _session_client("sqs", endpoint_url)
+    for queue in properties["Queues"]:
+        url = sqs.get_queue_url(QueueName=queue.rsplit("/", 1)[-1])["QueueUrl"]
+        policy = _offline_policy(properties["PolicyDocument"])
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy) if policy else ""})
+
+
+def _bucket_policy(properties: dict[str, Any], endpoint_url: str) -> None:
+    s3 = _session_client("s3", endpoint_url)
+    policy = _offline_policy(properties["PolicyDocument"])
+    if policy:
+        s3.put_bucket_policy(Bucket=properties["Bucket"], Policy=json.dumps(policy))
+    else:
+        s3.delete_bucket_policy(Bucket=properties["Bucket"])
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape; a property we do not map is an error."""
+    converted: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    for name, value in rule.items():
+        if name in ("Id", "Status", "Prefix"):
+            continue
+        if name == "ExpirationInDays":
+            converted["Expiration"] = {"Days": value}
+        elif name in ("NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"):
+            converted[name] = value
+        else:
+            raise ValueError(f"lifecycle rule {rule['Id']}: {name} is not applied offline")
+    return converted
+
+
+def _bucket(properties: dict[str, Any], endpoint_url: str) -> None:
+    """The bucket settings moto's CloudFormation leaves out, so the offline bucket is the real one."""
+    s3 = _session_client("s3", endpoint_url)
+    bucket = properties["BucketName"]
+    if "BucketEncryption" in properties:
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                "BucketKeyEnabled": rule.get("BucketKeyEnabled", False),
+            }
+            for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in properties:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+        )
+    if "VersioningConfiguration" in properties:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"])
+    if "LifecycleConfiguration" in properties:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [_lifecycle_rule(rule) for rule in properties["LifecycleConfiguration"]["Rules"]]
+            },
+        )
+    if "NotificationConfiguration" in properties:
+        queues = [
+            {
+                "QueueArn": q["Queue"],
+                "Events": [q["Event"]],
+                "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}},
+            }
+            for q in properties["NotificationConfiguration"].get("QueueConfigurations", [])
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues}
+        )
+
+
+def _table(properties: dict[str, Any], endpoint_url: str) -> None:
+    pitr = properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")
+    if pitr:
+        dynamodb = _session_client("dynamodb", endpoint_url)
+        dynamodb.update_continuous_backups(
+            TableName=properties["TableName"],
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+
+
+_MOTO_SKIPS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "AWS::Glue::Database": _glue_database,
+    "AWS::SQS::QueuePolicy": _queue_policy,
+    "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::S3::Bucket": _bucket,
+    "AWS::DynamoDB::Table": _table,
+}
 
 
 def main() -> None:

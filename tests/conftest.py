@@ -59,7 +59,7 @@ def local_aws() -> Iterator[object]:
             {
                 k: v
                 for k, v in airflow_env(TEST_AIRFLOW_HOME, stack.endpoint_url, 1).items()
-                if k == "AIRFLOW_CONN_AWS_DEFAULT"
+                if k.startswith("AIRFLOW_CONN_AWS_")  # aws_default and each pipeline's connection
             }
         )
         os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url

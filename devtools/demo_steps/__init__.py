@@ -12,6 +12,10 @@ A step module defines::
     def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
         return [("items in covid_stats", 820), ...]
 
+    def standalone(ctx: DemoContext) -> dict[str, str]:  # `make airflow`: load sample data so that
+        ...                                              # triggering the DAG with its defaults works;
+        return {"AIRFLOW_VAR_...": "..."}               # answers the env (Variables, connections)
+
 ``ctx`` gives the offline stack (``ctx.client("s3")``, ``ctx.endpoint_url``), the
 environment the ``airflow dags test`` subprocess gets (``ctx.env``, add connections
 there), a scratch folder (``ctx.workdir``) and ``ctx.add_cleanup(fn)`` for fakes the

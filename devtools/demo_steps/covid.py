@@ -10,15 +10,17 @@ ORDER = 30
 DATA = REPO / "sample_data" / "covid"
 
 
+CASES = DATA / "nyt_us_snapshot_000bd91_through_2022-04-19.csv"
+RECOVERIES = DATA / "jhu_time-series-19-covid-combined_subset_US_KoreaSouth_Afghanistan.csv"
+
+
 def prepare(ctx: DemoContext) -> DemoRun:
-    return DemoRun(
-        conf={
-            "cases_url": str(DATA / "nyt_us_snapshot_000bd91_through_2022-04-19.csv"),
-            "recoveries_url": str(
-                DATA / "jhu_time-series-19-covid-combined_subset_US_KoreaSouth_Afghanistan.csv"
-            ),
-        }
-    )
+    return DemoRun(conf={"cases_url": str(CASES), "recoveries_url": str(RECOVERIES)})
+
+
+def standalone(ctx: DemoContext) -> dict[str, str]:
+    """``make airflow``: the params' defaults (the live URLs) replaced by the local copies."""
+    return {"AIRFLOW_VAR_COVID_CASES_URL": str(CASES), "AIRFLOW_VAR_COVID_RECOVERIES_URL": str(RECOVERIES)}
 
 
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:

@@ -19,6 +19,12 @@ def prepare(ctx: DemoContext) -> DemoRun:
     return DemoRun(conf={"s3_key": KEY})
 
 
+def standalone(ctx: DemoContext) -> dict[str, str]:
+    """``make airflow``: the sample CSV in S3, and the file a manual run without ``s3_key`` loads."""
+    prepare(ctx)
+    return {"AIRFLOW_VAR_DIRECTORY_DEFAULT_S3_KEY": KEY}
+
+
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
     items = []
     for page in ctx.client("dynamodb").get_paginator("scan").paginate(TableName="department_directory"):

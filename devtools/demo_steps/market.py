@@ -21,6 +21,12 @@ def prepare(ctx: DemoContext) -> DemoRun:
     return DemoRun(conf={"region_id": REGION, "concurrency": 16, "pages_per_task": 15})
 
 
+def standalone(ctx: DemoContext) -> dict[str, str]:
+    """``make airflow``: the fake ESI (faults included) behind connection ``esi_default``."""
+    prepare(ctx)
+    return {"AIRFLOW_CONN_ESI_DEFAULT": ctx.env["AIRFLOW_CONN_ESI_DEFAULT"]}
+
+
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
     dynamodb, s3 = ctx.client("dynamodb"), ctx.client("s3")
     types = sum(

@@ -22,6 +22,21 @@ def prepare(ctx: DemoContext) -> DemoRun:
     return DemoRun(conf={"start": START.isoformat(), "end": END.isoformat(), "chunk_hours": 24})
 
 
+def standalone(ctx: DemoContext, now: datetime | None = None) -> dict[str, str]:
+    """``make airflow``: raw events around yesterday's event day, the range a default manual run takes.
+
+    A manual run without ``start``/``end`` processes the last complete data interval
+    (yesterday, UTC); three hours either side give it late and early arrivals.
+    """
+    today = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    counts = write_raw(
+        ctx.client("s3"), "pipelines-data-lake", today - timedelta(days=1, hours=3), today + timedelta(hours=3),
+        locations=3, lanes=2,
+    )  # fmt: skip
+    print(f"   wrote {counts['records']} raw traffic readings for {(today - timedelta(days=1)).date()}")
+    return {}
+
+
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
     glue = ctx.client("glue")
     raw = glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]

@@ -9,7 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-AWS_CONN_ID = "aws_default"
+AWS_CONN_ID = "aws_default"  # outside any pipeline's task only (tools, tests of the adapters)
+# One AWS connection per pipeline, each assuming that pipeline's own IAM role (role_arn in
+# its extra; infra/pipelines.yaml): a task can only reach what its pipeline may reach.
+TRAFFIC_AWS_CONN_ID = "aws_traffic"
+MARKET_AWS_CONN_ID = "aws_market"
+COVID_AWS_CONN_ID = "aws_covid"
+DIRECTORY_AWS_CONN_ID = "aws_directory"
+RESULTS_AWS_CONN_ID = "aws_results"  # the results API: read-only role
+PIPELINE_AWS_CONN_IDS = {
+    "traffic_repartition": TRAFFIC_AWS_CONN_ID,
+    "market_orders": MARKET_AWS_CONN_ID,
+    "covid_daily": COVID_AWS_CONN_ID,
+    "department_directory": DIRECTORY_AWS_CONN_ID,
+}
 SMTP_CONN_ID = "smtp_default"
 ESI_CONN_ID = "esi_default"
 
@@ -34,6 +47,21 @@ def sql_dir() -> Path:
     from airflow.configuration import conf
 
     return Path(conf.get("core", "dags_folder")).resolve().parent / "include" / "sql"
+
+
+def pipeline_aws_conn_id() -> str:
+    """The AWS connection of the pipeline whose task is running (``aws_default`` outside one).
+
+    The shared S3/DynamoDB adapters use it, so a step never names a connection and cannot
+    use another pipeline's role.
+    """
+    from airflow.sdk import get_current_context
+
+    try:
+        dag_id = get_current_context()["dag"].dag_id
+    except RuntimeError:  # no running task: a tool or a test calling an adapter directly
+        return AWS_CONN_ID
+    return PIPELINE_AWS_CONN_IDS.get(dag_id, AWS_CONN_ID)
 
 
 def variable(name: str, default: str) -> str:

@@ -1,4 +1,5 @@
-"""What every DAG of the project shares: owner, retries with backoff, timeout, failure alert.
+"""What every DAG of the project shares: owner, retries with backoff, timeout, failure alert,
+and the refusal of undeclared ``conf`` keys.
 
 Use as ``@dag(..., default_args=DEFAULT_ARGS, doc_md=__doc__, tags=[...])``.
 """
@@ -6,10 +7,27 @@ Use as ``@dag(..., default_args=DEFAULT_ARGS, doc_md=__doc__, tags=[...])``.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pipelines.alerts import FailureEmailNotifier
+from pipelines.conf_check import undeclared_conf_message
 
 OWNER = "data-platform"
+
+
+def refuse_undeclared_conf(context: Any) -> None:
+    """``pre_execute`` of every task: fail the run, without retries, on a conf key no param declares.
+
+    Runs before the task's ``execute``, so a root task fails before it reads or writes
+    anything and everything downstream becomes upstream_failed.
+    """
+    dag_run = context["dag_run"]
+    message = undeclared_conf_message(dag_run.dag_id, context["dag"].params.keys(), dag_run.conf)
+    if message:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(message)
+
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -19,4 +37,5 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),
     "on_failure_callback": [FailureEmailNotifier()],
+    "pre_execute": refuse_undeclared_conf,
 }

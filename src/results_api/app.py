@@ -7,9 +7,10 @@
     GET /results/dashboard             the page (charts by the bundled uPlot, no CDN)
     GET /results/openapi.json          this API's OpenAPI document
 
-Every route but the OpenAPI document (public, like Airflow's own) needs an Airflow token:
-see ``results_api.auth``. Paths in the page are relative, so the app works under any
-``[api] base_url`` and inside the Airflow UI's plugin iframe.
+Every route but the OpenAPI document (public, like Airflow's own) needs an Airflow token,
+and each data route also the auth manager's leave to read the DAG that writes its data
+(``RESULT_WRITERS``): see ``results_api.auth``. Paths in the page are relative, so the app
+works under any ``[api] base_url`` and inside the Airflow UI's plugin iframe.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
-from results_api.auth import BearerCredentials, airflow_user, authenticate, login_url
+from results_api.auth import BearerCredentials, airflow_user, authenticate, dag_reader, login_url
 from results_api.domain import (
     DEPARTMENT_MAX_LENGTH,
     MARKET_TOP_MAX,
@@ -63,6 +64,9 @@ DASHBOARD_CSP = (
     "connect-src 'self'; frame-ancestors 'self'"
 )
 
+# Which DAG writes the data each group of endpoints serves: reading it is reading that DAG.
+RESULT_WRITERS = {"covid": "covid_daily", "directory": "department_directory", "market": "market_orders"}
+
 StoreDep = Annotated[ResultsStore, Depends(default_store)]
 RegionId = Annotated[
     int, PathParam(ge=REGION_ID_MIN, le=REGION_ID_MAX, description="EVE region id, e.g. 10000002")
@@ -93,6 +97,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     api = Depends(airflow_user)
+    readers = {data: Depends(dag_reader(dag_id)) for data, dag_id in RESULT_WRITERS.items()}
     static_files = _static_files()
 
     @app.exception_handler(ClientError)
@@ -107,7 +112,7 @@ def create_app() -> FastAPI:
     @app.get(
         "/api/covid",
         response_model=CovidChanges,
-        dependencies=[api],
+        dependencies=[readers["covid"]],
         tags=["covid"],
         summary="New cases, deaths and recoveries per day, ISO week or month",
     )
@@ -139,7 +144,7 @@ def create_app() -> FastAPI:
         "/api/departments/{department:path}",
         response_model=Department,
         responses=NOT_FOUND,
-        dependencies=[api],
+        dependencies=[readers["directory"]],
         tags=["directory"],
         summary="A department's nested record",
     )
@@ -160,7 +165,7 @@ def create_app() -> FastAPI:
         "/api/market/{region_id}",
         response_model=MarketRegion,
         responses=NOT_FOUND,
-        dependencies=[api],
+        dependencies=[readers["market"]],
         tags=["market"],
         summary="A region's top item types by one aggregate",
     )
@@ -187,7 +192,7 @@ def create_app() -> FastAPI:
         "/api/market/{region_id}/{type_id}",
         response_model=MarketType,
         responses=NOT_FOUND,
-        dependencies=[api],
+        dependencies=[readers["market"]],
         tags=["market"],
         summary="One type's aggregates on a region's market",
     )

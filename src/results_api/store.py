@@ -116,14 +116,15 @@ _store_lock = threading.Lock()
 
 
 def default_store() -> ResultsStore:
-    """The process-wide store on the aws_default connection (FastAPI dependency)."""
+    """The process-wide store on connection aws_results (the read-only role; FastAPI dependency)."""
     global _store
     if _store is None:
         with _store_lock:
             if _store is None:
                 from pipelines.aws.dynamodb import dynamodb_client
+                from pipelines.config import RESULTS_AWS_CONN_ID
 
-                _store = ResultsStore(dynamodb_client())
+                _store = ResultsStore(dynamodb_client(RESULTS_AWS_CONN_ID))
     return _store
 
 

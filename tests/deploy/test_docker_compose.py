@@ -7,9 +7,9 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
 from tests.conftest import REPO
+from tests.deploy.compose import load_compose
 
 AIRFLOW_COMPONENTS = {
     "airflow-apiserver": "api-server",
@@ -20,9 +20,21 @@ AIRFLOW_COMPONENTS = {
 }
 
 
+# What a generated .env holds (SECURITY.md, "Deployment secrets"): compose needs every one.
+DEPLOYMENT_ENV = {
+    "AIRFLOW_BASE_URL": "https://airflow.example.com",
+    "AIRFLOW_JWT_SECRET": "j" * 86,
+    "AIRFLOW_API_SECRET_KEY": "s" * 43,
+    "AIRFLOW_FERNET_KEY": "7bWOvD0w0uyzU6Y5GD0RkTvBTeL1sC8uVmRJtF4N-Jo=",
+    "AIRFLOW_ADMIN_PASSWORD": "a" * 32,
+    "POSTGRES_PASSWORD": "p" * 32,
+    "REDIS_PASSWORD": "r" * 32,
+}
+
+
 @pytest.fixture(scope="module")
 def compose():
-    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    return load_compose(DEPLOYMENT_ENV)
 
 
 def _env(service):

@@ -124,3 +124,125 @@ def test_the_user_is_a_mere_viewer(client, token):
     # Reading results needs no more than Airflow's least role.
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["sub"] == USERNAME and claims["role"] == "viewer"
+
+
+# --- authorization: reading results is reading the DAG that writes them ---------------------
+
+# One example request per data route, with the DAG whose leave it needs.
+DATA_ROUTES = {
+    "/results/api/covid": "covid_daily",
+    "/results/api/departments/dept-000": "department_directory",
+    "/results/api/market/10000002": "market_orders",
+    "/results/api/market/10000002/34": "market_orders",
+}
+# Users who may each read exactly one DAG (and their Airflow role is the same: viewer).
+SCOPED_USERS = {
+    "covid-analyst": {"covid_daily"},
+    "hr-analyst": {"department_directory"},
+    "market-analyst": {"market_orders"},
+}
+
+
+@pytest.fixture
+def scoped_auth_manager(api_server_app, seeded, monkeypatch):
+    """The api-server's auth manager replaced by one whose viewers differ per DAG.
+
+    SimpleAuthManager's roles are global (every viewer reads every DAG), so it cannot show
+    per-DAG authorization; this subclass keeps its login, tokens and roles and adds, per
+    user, the DAGs they may read (what FAB's "can read on DAG:<id>" permission does in
+    production). It records every question the results API asks it.
+    """
+    from airflow.api_fastapi import app as airflow_app
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    class DagScopedAuthManager(SimpleAuthManager):
+        def __init__(self, readable_dags: dict[str, set[str]]):
+            super().__init__()
+            self.readable_dags = readable_dags
+            self.asked: list[tuple[str, str, object, str | None]] = []
+
+        def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
+            dag_id = details.id if details else None
+            self.asked.append((user.get_name(), method, access_entity, dag_id))
+            by_role = super().is_authorized_dag(
+                method=method, user=user, access_entity=access_entity, details=details
+            )
+            if self._is_admin(user):
+                return by_role
+            return by_role and dag_id in self.readable_dags.get(user.get_name(), set())
+
+    manager = DagScopedAuthManager(SCOPED_USERS)
+    monkeypatch.setattr(airflow_app._AuthManagerState, "instance", manager)
+    return manager
+
+
+def _client_for(app, manager, username: str, role: str = "viewer"):
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("username", sorted(SCOPED_USERS))
+def test_each_user_reads_only_the_results_of_the_dags_they_may_read(
+    api_server_app, scoped_auth_manager, username
+):
+    user = _client_for(api_server_app, scoped_auth_manager, username)
+    for path, dag_id in DATA_ROUTES.items():
+        response = user.get(path)
+        if dag_id in SCOPED_USERS[username]:
+            assert response.status_code == 200, (path, response.text)
+        else:
+            assert response.status_code == 403, (path, response.text)
+            detail = response.json()["detail"]
+            assert f"user {username!r} may not read DAG {dag_id!r}" in detail
+
+
+def test_a_covid_reader_is_refused_every_departments_salaries(api_server_app, scoped_auth_manager):
+    analyst = _client_for(api_server_app, scoped_auth_manager, "covid-analyst")
+    assert analyst.get("/results/api/covid?granularity=monthly").status_code == 200
+    refused = analyst.get("/results/api/departments/dept-000")
+    assert refused.status_code == 403
+    assert "salary" not in refused.text and "employees" not in refused.text
+    # refused before the store is read: a department that does not exist is a 403 too,
+    # not a 404 that would tell which departments exist
+    assert analyst.get("/results/api/departments/no-such-department").status_code == 403
+    # and before the input is validated
+    assert analyst.get("/results/api/market/10000002?top=-1").status_code == 403
+
+
+def test_the_auth_manager_is_asked_get_on_the_writing_dag(api_server_app, scoped_auth_manager):
+    user = _client_for(api_server_app, scoped_auth_manager, "market-analyst")
+    for path in DATA_ROUTES:
+        user.get(path)
+    assert scoped_auth_manager.asked == [
+        ("market-analyst", "GET", None, dag_id) for dag_id in DATA_ROUTES.values()
+    ]
+
+
+def test_an_admin_reads_every_dags_results(api_server_app, scoped_auth_manager):
+    admin = _client_for(api_server_app, scoped_auth_manager, "someone-admin", role="admin")
+    assert all(admin.get(path).status_code == 200 for path in DATA_ROUTES)
+
+
+def test_a_user_without_a_role_reads_nothing(api_server_app, scoped_auth_manager):
+    # SimpleAuthManager's own rule, kept: the per-DAG list adds to the role, never replaces it
+    scoped_auth_manager.readable_dags["no-role"] = {"covid_daily"}
+    nobody = _client_for(api_server_app, scoped_auth_manager, "no-role", role="")
+    assert nobody.get("/results/api/covid").status_code == 403
+
+
+def test_every_data_route_names_the_dag_it_needs(api_server_app):
+    """A data route added later without a DAG to ask about would serve every logged-in user."""
+    from results_plugin import ResultsApiPlugin
+
+    from results_api.app import RESULT_WRITERS
+
+    app = ResultsApiPlugin.fastapi_apps[0]["app"]
+    readers = {f"reader_of_{dag_id}" for dag_id in RESULT_WRITERS.values()}
+    data_routes = [route for route in app.routes if route.path.startswith("/api/")]
+    assert len(data_routes) >= len(DATA_ROUTES)
+    for route in data_routes:
+        asked = {dependency.call.__name__ for dependency in route.dependant.dependencies}
+        assert asked & readers, f"{route.path} authorizes no DAG read"

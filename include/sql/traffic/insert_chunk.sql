@@ -3,16 +3,22 @@
 --     lookback .. chunk end + max lateness), typed partition columns compared one by one,
 --     which the Glue catalog prunes (a concat() of them it cannot);
 --   lookback_start_epoch/chunk_start_epoch/chunk_end_epoch: integers (event time, UTC);
+--     lookback_start_epoch must be at most chunk_start_epoch - 1200 (the 20-minute window);
 --   measuring_points: a list of integers (empty: all).
--- Windows run over the lookback too, but only the chunk's own minutes are inserted, so a
--- value never depends on where a chunk begins.
+-- Windows are frames in EVENT time (RANGE over the minute's epoch seconds), not in rows, and
+-- run over the lookback too; only the chunk's own minutes are inserted. So no value depends
+-- on where a chunk begins or on gaps in the feed.
 INSERT INTO traffic.events_by_event_time
-WITH readings AS (
-  SELECT DISTINCT
-    beschrijvende_id,
+WITH deliveries AS (
+  -- every delivered version of every reading in the chunk's event range (+ lookback)
+  SELECT
     CAST(unieke_id AS integer) AS unieke_id,
     CAST(lve_nr AS integer) AS lve_nr,
     CAST(tijd_waarneming AS bigint) AS observed_at,
+    -- ISO 8601 with the publisher's offset (+01:00 / +02:00): compared as instants, not text
+    from_iso8601_timestamp(tijd_laatst_gewijzigd) AS changed_at,
+    CAST(defect AS integer) AS defect,
+    CAST(rekendata_bezettingsgraad AS integer) AS occupancy,
     CAST(verkeersintensiteit_klasse2 AS integer) AS i2,
     CAST(verkeersintensiteit_klasse3 AS integer) AS i3,
     CAST(verkeersintensiteit_klasse4 AS integer) AS i4,
@@ -30,11 +36,31 @@ WITH readings AS (
   )
     AND CAST(tijd_waarneming AS bigint) >= {{ chunk.lookback_start_epoch }}
     AND CAST(tijd_waarneming AS bigint) < {{ chunk.chunk_end_epoch }}
-    AND CAST(rekendata_bezettingsgraad AS integer) > -1
-    AND CAST(defect AS integer) = 0
 {%- if chunk.measuring_points %}
     AND CAST(unieke_id AS integer) IN ({{ chunk.measuring_points | join(', ') }})
 {%- endif %}
+),
+versions AS (
+  SELECT
+    *,
+    -- a re-published reading replaces the earlier one: the latest tijd_laatst_gewijzigd wins.
+    -- Versions with the same change time (Firehose re-deliveries are byte-identical copies)
+    -- are ordered by their values too, so the pick never depends on file or scan order.
+    row_number() OVER (
+      PARTITION BY unieke_id, observed_at
+      ORDER BY changed_at DESC NULLS LAST, defect DESC NULLS LAST, occupancy NULLS LAST, lve_nr NULLS LAST,
+               i2 NULLS LAST, i3 NULLS LAST, i4 NULLS LAST, i5 NULLS LAST,
+               s2 NULLS LAST, s3 NULLS LAST, s4 NULLS LAST, s5 NULLS LAST
+    ) AS version_rank
+  FROM deliveries
+),
+readings AS (
+  -- de-duplicated first, filtered after: a correction that flags a reading defect removes it
+  SELECT *
+  FROM versions
+  WHERE version_rank = 1
+    AND occupancy > -1
+    AND defect = 0
 ),
 detectors AS (
   SELECT
@@ -63,11 +89,21 @@ locations AS (
   GROUP BY lve_nr, minute
 ),
 windowed AS (
+  -- minute is epoch seconds on whole minutes, so frames are in seconds of event time:
+  --   previousSpeed: the latest earlier minute in [t - 20 min, t) = [t - 1200 s, t - 60 s];
+  --   avgSpeed3Minutes over (t - 3 min, t] = [t - 120 s, t]; avgSpeed20Minutes over
+  --   (t - 20 min, t] = [t - 1140 s, t]. avg skips minutes without a speed.
   SELECT
     *,
-    lag(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute) AS previous_speed,
-    avg(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS avg3,
-    avg(current_speed) OVER (PARTITION BY lve_nr ORDER BY minute ROWS BETWEEN 19 PRECEDING AND CURRENT ROW) AS avg20
+    last_value(current_speed) OVER (
+      PARTITION BY lve_nr ORDER BY minute RANGE BETWEEN 1200 PRECEDING AND 60 PRECEDING
+    ) AS previous_speed,
+    avg(current_speed) OVER (
+      PARTITION BY lve_nr ORDER BY minute RANGE BETWEEN 120 PRECEDING AND CURRENT ROW
+    ) AS avg3,
+    avg(current_speed) OVER (
+      PARTITION BY lve_nr ORDER BY minute RANGE BETWEEN 1140 PRECEDING AND CURRENT ROW
+    ) AS avg20
   FROM locations
 )
 SELECT

@@ -41,6 +41,7 @@ from localaws.athena_sql import (
     result_value_sql,
     to_duckdb,
 )
+from localaws.athena_types import catalog_schema, check_types, insert_coercible
 from localaws.s3io import split_s3_uri
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ def execute(extension: AthenaExtension, query: Query) -> None:
 def duckdb_failure_reason(error: duckdb.Error) -> str:
     """An Athena-style StateChangeReason for a DuckDB error (its first line)."""
     message = str(error).split("\n")[0]
+    raised = re.search(r"\b(INVALID_CAST_ARGUMENT: .*)", message)
+    if raised:  # raised by a rewritten expression (athena_sql.strict_cast) with Athena's reason
+        return raised[1]
     if isinstance(error, duckdb.BinderException):
         if "column" in message.lower() and ("not found" in message.lower() or "does not have" in message):
             return f"COLUMN_NOT_FOUND: {message}"
@@ -144,6 +148,8 @@ def _bind_tables(
             tables[key] = fetch_table(extension.glue(), *key)
         keys = [name for name, _type in tables[key].partition_keys]
         predicates.setdefault(key, []).append(partition_predicate(node, keys))
+    # before any byte is read, as Athena's analyzer rejects the statement before it runs
+    check_types(tree, catalog_schema(tables), query.database or "default")
     view_names = {}
     for number, (key, table) in enumerate(tables.items()):
         if query.cancel.is_set():
@@ -188,20 +194,14 @@ def _select(
 
 # -- INSERT INTO --------------------------------------------------------------------------
 
-TYPE_FAMILIES = {
-    "numeric": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "U", "FLOAT", "DOUBLE", "DECIMAL"),
-    "text": ("VARCHAR",),
-    "boolean": ("BOOLEAN",),
-    "temporal": ("DATE", "TIMESTAMP"),
-}
 
-
-def _family(duckdb_type_name: str) -> str | None:
-    upper = duckdb_type_name.upper()
-    for family, prefixes in TYPE_FAMILIES.items():
-        if upper.startswith(prefixes):
-            return family
-    return None  # NULL, nested types: let the cast decide
+def _trino_type_name(duckdb_type_name: str) -> str:
+    """The Trino type a DuckDB result column stands for (``decimal(p,s)`` kept whole, NULL unknown)."""
+    if duckdb_type_name.strip('"').upper() == "NULL":
+        return "unknown"
+    if duckdb_type_name.upper().startswith("DECIMAL"):
+        return duckdb_type_name.lower()
+    return athena_type(duckdb_type_name)
 
 
 def _insert(
@@ -234,13 +234,10 @@ def _insert(
             f"TYPE_MISMATCH: Insert query has {len(query_types)} columns, "
             f"table {database}.{target.name} expects {len(names)}"
         )
-    mismatched = [
-        (name, kind)
+    if not all(
+        insert_coercible(_trino_type_name(kind), declared[name])
         for name, kind in zip(names, query_types, strict=True)
-        if None not in (_family(kind), _family(duckdb_type(declared[name])))
-        and _family(kind) != _family(duckdb_type(declared[name]))
-    ]
-    if mismatched:
+    ):
         raise QueryFailed(
             "TYPE_MISMATCH: Insert query has mismatched column types: "
             f"Table: [{', '.join(declared[n] for n in names)}], "

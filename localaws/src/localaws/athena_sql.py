@@ -16,6 +16,9 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+STRICT_CAST = "trino_strict_cast"  # meta key on a Cast node: "text" (from varchar) or "round"
+INTEGER_TEXT = r"[+-]?[0-9]+"  # what Java's Long.parseLong accepts (Trino's varchar -> integer cast)
+
 
 class QueryFailed(Exception):
     """Ends a query FAILED with this message as its StateChangeReason."""
@@ -168,6 +171,8 @@ def _joda_format(node: exp.Expression) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Cast) and node.meta.get(STRICT_CAST):
+        return strict_cast(node)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "format_datetime":
         value, pattern = node.expressions
         return exp.Anonymous(this="strftime", expressions=[value, _joda_format(pattern)])
@@ -212,6 +217,37 @@ def _row_order(
             exp.and_(exp.EQ(this=field.copy(), expression=bound.copy()), exp.paren(result)),
         )
     return exp.paren(result)
+
+
+def strict_cast(node: exp.Cast) -> exp.Expression:
+    """The DuckDB form of a cast ``athena_types.check_types`` marked: Trino's rules (see there)."""
+    target = node.to
+    if node.meta.get(STRICT_CAST) == "round":
+        return exp.Cast(
+            this=exp.Anonymous(this="round", expressions=[node.this.transform(_rewrite)]), to=target.copy()
+        )
+    value = node.this.transform(_rewrite)
+    trying = isinstance(node, exp.TryCast)
+    matches = exp.Anonymous(
+        this="regexp_full_match", expressions=[value.copy(), exp.Literal.string(INTEGER_TEXT)]
+    )
+    converted = (exp.TryCast if trying else exp.Cast)(this=value.copy(), to=target.copy())
+    if trying:
+        otherwise: exp.Expression = exp.null()
+    else:
+        text = "INVALID_CAST_ARGUMENT: Cannot cast '"
+        message = exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string(text), expression=value.copy()),
+            expression=exp.Literal.string(f"' to {target.this.name}"),
+        )
+        otherwise = exp.Anonymous(this="error", expressions=[message])
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.Is(this=value.copy(), expression=exp.null()), true=exp.null()),
+            exp.If(this=matches, true=converted),
+        ],
+        default=otherwise,
+    )
 
 
 def parse(sql: str) -> exp.Expression:

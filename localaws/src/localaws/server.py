@@ -30,6 +30,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws.errors import AwsError
 from localaws.faults import FaultSettings
+from localaws.iam_enforcement import IamEnforcement
 
 log = logging.getLogger("localaws")
 
@@ -267,7 +268,14 @@ def free_port() -> int:
 class LocalAWS:
     """Start and stop the stack in this process, on a free port unless one is given."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", faults: FaultSettings | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: FaultSettings | None = None,
+        enforce_iam: bool | None = None,
+    ):
+        self.enforce_iam = enforce_iam  # None: LOCALAWS_ENFORCE_IAM decides (off by default)
         self.host = host
         self.port = port or free_port()
         self.stack = StackContext(faults or FaultSettings.from_env())
@@ -287,8 +295,9 @@ class LocalAWS:
         logging.getLogger("werkzeug").setLevel(logging.INFO if log_requests else logging.WARNING)
         self.app = LocalAWSApp(self.stack, _load_extensions(self.stack))
         self.stack.app = self.app
+        self.iam = IamEnforcement(self.app, self.stack.internal_client, self.enforce_iam)
         self._server = make_server(
-            self.host, self.port, self.app, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, self.iam, threaded=True, request_handler=MotoRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -333,9 +342,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--enforce-iam", action="store_true", help="check every request against IAM policies")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stack = LocalAWS(port=args.port, host=args.host).start(log_requests=True)
+    stack = LocalAWS(port=args.port, host=args.host, enforce_iam=args.enforce_iam or None).start(log_requests=True)
     print(f"localaws ready on {stack.endpoint_url}", flush=True)
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import pipeline_aws_conn_id
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,12 @@ class IncompleteWriteError(RuntimeError):
     """DynamoDB kept refusing some writes after every retry."""
 
 
-def dynamodb_client(aws_conn_id: str = AWS_CONN_ID) -> Any:
-    """A low-level DynamoDB client from the Airflow connection (endpoint, region, credentials)."""
+def dynamodb_client(aws_conn_id: str | None = None) -> Any:
+    """A low-level DynamoDB client from the Airflow connection (the running pipeline's by default)."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    return AwsBaseHook(aws_conn_id=aws_conn_id, client_type="dynamodb", config=RETRY_CONFIG).conn
+    conn_id = aws_conn_id or pipeline_aws_conn_id()
+    return AwsBaseHook(aws_conn_id=conn_id, client_type="dynamodb", config=RETRY_CONFIG).conn
 
 
 def to_dynamodb_value(value: Any) -> Any:

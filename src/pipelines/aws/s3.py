@@ -1,16 +1,16 @@
-"""S3 reads and writes through the provider's S3Hook (connection aws_default)."""
+"""S3 reads and writes through the provider's S3Hook (the running pipeline's AWS connection)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import pipeline_aws_conn_id
 
 
-def s3_hook(aws_conn_id: str = AWS_CONN_ID) -> Any:
+def s3_hook(aws_conn_id: str | None = None) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=aws_conn_id)
+    return S3Hook(aws_conn_id=aws_conn_id or pipeline_aws_conn_id())
 
 
 def split_uri(uri: str) -> tuple[str, str]:

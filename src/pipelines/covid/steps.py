@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_keys
 from pipelines.aws.s3 import read_bytes, read_bytes_if_exists, write_bytes
-from pipelines.config import AWS_CONN_ID
+from pipelines.config import COVID_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.covid.domain import (
     Changes,
     SourceValidationError,

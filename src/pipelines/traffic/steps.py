@@ -8,7 +8,8 @@ from typing import Any
 
 import jinja2
 
-from pipelines.config import AWS_CONN_ID, sql_dir
+from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
+from pipelines.config import sql_dir
 from pipelines.traffic.chunks import (
     HOUR,
     chunk_payload,

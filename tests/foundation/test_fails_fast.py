@@ -1,0 +1,51 @@
+"""The shared 'bad input fails fast' mechanism (pipelines.errors)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from pipelines.errors import BadInput, fails_fast
+
+
+class BrokenFile(BadInput):
+    pass
+
+
+def test_bad_input_fails_the_task_without_retries_and_keeps_the_message():
+    @fails_fast
+    def parse(path: str) -> None:
+        raise BrokenFile(f"{path}: row 3, column 'qty': 'x' is not a number")
+
+    with pytest.raises(AirflowFailException, match=r"in\.csv: row 3, column 'qty'") as raised:
+        parse("in.csv")
+    assert isinstance(raised.value.__cause__, BrokenFile)
+
+
+def test_other_errors_propagate_unchanged_so_airflow_retries_them():
+    @fails_fast
+    def fetch() -> None:
+        raise TimeoutError("ESI did not answer")
+
+    with pytest.raises(TimeoutError):
+        fetch()
+
+
+def test_the_decorated_function_keeps_its_signature_for_airflow_context_injection():
+    import inspect
+
+    @fails_fast
+    def step(share: dict, params=None) -> int:
+        return 1
+
+    assert list(inspect.signature(step).parameters) == ["share", "params"]
+    assert step({}) == 1
+
+
+def test_the_module_does_not_import_airflow():
+    code = "import sys, pipelines.errors; print('airflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
