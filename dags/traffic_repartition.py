@@ -137,7 +137,7 @@ def traffic_repartition():
     def log_summary(query_execution_id: str) -> dict:
         from pipelines.traffic.steps import rows_per_day
 
-        summary = rows_per_day(query_execution_id)
+        summary = rows_per_day(query_execution_id, AWS_CONN_ID)
         for day, rows in summary.items():
             print(f"event day {day}: {rows} rows")
         return summary
