@@ -123,9 +123,11 @@ def traffic_repartition():
     @task
     def register_raw_partitions(planned: dict) -> int:
         from pipelines.config import data_lake_bucket
+        from pipelines.traffic.lake import clients
         from pipelines.traffic.lake import register_raw_partitions as register
 
-        return register(planned["chunks"], data_lake_bucket(), AWS_CONN_ID)
+        glue, _s3 = clients(AWS_CONN_ID)
+        return register(planned["chunks"], data_lake_bucket(), glue)
 
     raw_partitions = register_raw_partitions(planned)
     chunks = WriteChunkOperator.partial(
@@ -137,7 +139,7 @@ def traffic_repartition():
     def log_summary(query_execution_id: str) -> dict:
         from pipelines.traffic.steps import rows_per_day
 
-        summary = rows_per_day(query_execution_id)
+        summary = rows_per_day(query_execution_id, AWS_CONN_ID)
         for day, rows in summary.items():
             print(f"event day {day}: {rows} rows")
         return summary

@@ -36,6 +36,20 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 
 
+# The Amazon provider announces removals with this class: a test that uses a deprecated
+# operator, hook or argument fails. A marker, resolved when the test runs (after this file
+# set up the Airflow environment), not a pyproject filter (resolved before it).
+PROVIDER_DEPRECATIONS_ARE_ERRORS = pytest.mark.filterwarnings(
+    "error::airflow.exceptions.AirflowProviderDeprecationWarning"
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        # prepended: a test's own filterwarnings mark (one message, with its reason) wins
+        item.add_marker(PROVIDER_DEPRECATIONS_ARE_ERRORS, append=False)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB for ``dag.test()`` (created once per test session)."""

@@ -61,7 +61,7 @@ def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
         "VarCharValue"
     ]
     return [
-        ("raw arrival-hour partitions crawled", len(raw)),
+        ("raw arrival-hour partitions registered", len(raw)),
         ("event-hour partitions written", len(partitions)),
         ("rows (location-minutes) written", rows),
     ]

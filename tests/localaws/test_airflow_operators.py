@@ -20,6 +20,11 @@ def raw_files(aws):
     return aws
 
 
+# tests/dags/localaws_glue_check.py runs the deprecated GlueCrawlerOperator on purpose:
+# deployments still run it, so the offline stack must answer it like Glue does.
+@pytest.mark.filterwarnings(
+    "ignore:GlueCrawlerOperator is deprecated:airflow.exceptions.AirflowProviderDeprecationWarning"
+)
 def test_glue_crawler_operator_deferrable_and_blocking_complete_and_catalog_the_files(airflow_db, raw_files):
     run = run_dag(load_dag("localaws_glue_check", TEST_DAGS))
     assert run.state == "success", task_states(run)
@@ -29,6 +34,11 @@ def test_glue_crawler_operator_deferrable_and_blocking_complete_and_catalog_the_
     assert glue.get_crawler(Name="check_crawler")["Crawler"]["TablePrefix"] == "again_"
 
 
+# tests/dags/localaws_glue_check.py runs the deprecated GlueCrawlerOperator on purpose:
+# deployments still run it, so the offline stack must answer it like Glue does.
+@pytest.mark.filterwarnings(
+    "ignore:GlueCrawlerOperator is deprecated:airflow.exceptions.AirflowProviderDeprecationWarning"
+)
 def test_glue_crawler_operator_waits_for_an_already_running_crawler(airflow_db, raw_files, monkeypatch):
     monkeypatch.setenv("LOCALAWS_CRAWL_MIN_SECONDS", "3")
     glue = raw_files.client("glue")

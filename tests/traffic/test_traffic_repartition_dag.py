@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -64,8 +65,78 @@ def written(aws) -> tuple[pd.DataFrame, dict[tuple, int]]:
     return data.sort_values(["lveNr", "recordTimestamp"]).reset_index(drop=True), files
 
 
-def run(conf):
-    return run_dag(load_dag("traffic_repartition"), conf=conf)
+def run(conf, retries: int = 0):
+    dag = load_dag("traffic_repartition")
+    for task in dag.tasks:
+        task.retry_delay = timedelta(0)
+    return run_dag(dag, conf=conf, retries=retries)
+
+
+def one_copy_per_minute(data: pd.DataFrame) -> bool:
+    return not data.duplicated(["lveNr", "recordTimestamp"]).any()
+
+
+def test_a_retry_after_the_insert_wrote_or_wrote_part_then_failed_leaves_one_copy(
+    airflow_db, raw, monkeypatch
+):
+    """Attempt 1 of each chunk: Athena wrote the chunk (and for one, a stray partial file);
+    then the attempt fails (a lost worker, or a failed INSERT). The retry must not add rows."""
+    from airflow.providers.amazon.aws.operators.athena import AthenaOperator
+
+    original = AthenaOperator.execute_complete
+    failed_once: set[str] = set()
+
+    def fail_first_insert_after_it_wrote(self, context, event=None):
+        query_id = (event or {}).get("value")
+        query = raw.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Query"]
+        if "INSERT INTO traffic.events_by_event_time" in query and self.task_id + str(context["ti"].map_index) not in failed_once:
+            failed_once.add(self.task_id + str(context["ti"].map_index))
+            s3 = raw.client("s3")
+            if len(failed_once) == 1:  # a partial write: one of Athena's files twice
+                key = s3.list_objects_v2(Bucket=BUCKET, Prefix="traffic/transformed/")["Contents"][0]["Key"]
+                s3.copy_object(Bucket=BUCKET, CopySource={"Bucket": BUCKET, "Key": key}, Key=key + ".partial")
+            raise RuntimeError("worker lost after Athena finished the INSERT")
+        return original(self, context, event)
+
+    monkeypatch.setattr(AthenaOperator, "execute_complete", fail_first_insert_after_it_wrote)
+    assert run(conf(chunk_hours=3), retries=1).state == "success"
+    assert len(failed_once) == 2  # both chunks failed once after writing
+    data, files = written(raw)
+    assert set(files.values()) == {1} and len(files) == 6
+    assert one_copy_per_minute(data)
+    assert_matches_reference(data, expected())
+
+
+def test_a_write_left_running_by_a_lost_attempt_is_stopped_before_the_chunk_is_rewritten(
+    airflow_db, raw, monkeypatch
+):
+    """A lost attempt's INSERT still runs in Athena when the next attempt (or another run's
+    writer) starts: left alone it would add its rows after the clear."""
+    from pipelines.traffic.steps import plan, render_insert_sql
+
+    # the raw partitions and tables, as the DAG sets them up, then a slow leftover INSERT
+    assert run(conf(chunk_hours=6)).state == "success"
+    athena = raw.client("athena")
+    monkeypatch.setenv("LOCALAWS_ATHENA_MIN_SECONDS", "90")
+    [chunk] = plan(conf(chunk_hours=6), None, None)["chunks"]
+    leftover = athena.start_query_execution(
+        QueryString=render_insert_sql(chunk),
+        ResultConfiguration={"OutputLocation": f"s3://{BUCKET}/athena-results/"},
+    )["QueryExecutionId"]
+
+    def state():
+        return athena.get_query_execution(QueryExecutionId=leftover)["QueryExecution"]["Status"]["State"]
+
+    while state() == "QUEUED":
+        time.sleep(0.05)
+    monkeypatch.setenv("LOCALAWS_ATHENA_MIN_SECONDS", "0")  # only the leftover is slow
+    assert run(conf(chunk_hours=6)).state == "success"
+    while state() in ("QUEUED", "RUNNING"):  # whatever the DAG did, the leftover has ended now
+        time.sleep(0.5)
+    assert state() == "CANCELLED"
+    data, files = written(raw)
+    assert set(files.values()) == {1} and len(files) == 6
+    assert_matches_reference(data, expected())
 
 
 def conf(start=START, end=END, **extra):
@@ -89,8 +160,17 @@ def test_a_range_across_month_and_year_end_writes_every_hour_once_equal_to_panda
     glue = raw.client("glue")
     partitions = glue.get_partitions(DatabaseName="traffic", TableName="events_by_event_time")["Partitions"]
     assert len(partitions) == 6
-    arrival_hours = by_arrival_hour(readings(DATA_FROM, DATA_TO, 2, 2, 3), timedelta(hours=2), 3)
-    assert len(glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]) == len(arrival_hours)
+    # raw: exactly the arrival hours the run reads (2 h window lookback .. 2 h lateness), no crawl
+    registered = glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]
+    first_read = START - timedelta(hours=2)
+    assert sorted((p["Values"], p["StorageDescriptor"]["Location"]) for p in registered) == sorted(
+        (
+            [str(h.year), str(h.month), str(h.day), str(h.hour)],
+            f"s3://{BUCKET}/traffic/raw/{h:%Y/%m/%d/%H}/",
+        )
+        for h in (first_read + timedelta(hours=i) for i in range(10))
+    )
+    assert raw.client("glue").list_crawlers()["CrawlerNames"] == []  # nothing crawls, ever
 
 
 def test_rerun_and_overlapping_backfill_leave_identical_data_and_chunk_edges_match(airflow_db, raw):

@@ -1,7 +1,8 @@
 """traffic_repartition's AWS adapters: the Glue catalog, S3 and Athena calls around a chunk.
 
-Thin wrappers on the Amazon provider's hooks/clients; what to do is decided in
-``chunks.py`` (pure), what order to do it in by ``operators.WriteChunkOperator``.
+Thin functions over boto3 clients, which the DAG takes from the Amazon provider's hooks
+(``clients()``) and the benchmark from the offline stack; what to do is decided in
+``chunks.py`` (pure), in what order by ``operators.WriteChunkOperator``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,22 @@ LONGEST_ATHENA_QUERY = timedelta(hours=4)
 UNFINISHED = ("QUEUED", "RUNNING")
 GLUE_BATCH_CREATE_MAX = 100
 GLUE_BATCH_DELETE_MAX = 25
+
+
+def clients(aws_conn_id: str) -> tuple[Any, Any]:
+    """The Glue and S3 clients of an Airflow AWS connection, through the provider's hooks."""
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn(), S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    return [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    ]
 
 
 class CatalogError(RuntimeError):
@@ -61,7 +78,7 @@ def _partition_input(table: dict[str, Any], values: list[str], location: str) ->
     return {"Values": values, "StorageDescriptor": {**storage, "Location": location}}
 
 
-def register_raw_partitions(chunks: list[dict[str, Any]], bucket: str, aws_conn_id: str) -> int:
+def register_raw_partitions(chunks: list[dict[str, Any]], bucket: str, glue: Any) -> int:
     """Register the arrival-hour partitions the chunks read, and only those (no crawl).
 
     Values are the canonical integers of the typed partition columns; the location is the
@@ -69,9 +86,6 @@ def register_raw_partitions(chunks: list[dict[str, Any]], bucket: str, aws_conn_
     there later is read like any other (a partition is a location, not a listing).
     Returns how many were new.
     """
-    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-
-    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
     table = glue.get_table(DatabaseName=DATABASE, Name=RAW_TABLE)["Table"]
     hours = arrival_hours(chunks)
     inputs = [
@@ -91,20 +105,22 @@ def _target_prefix(partition: dict[str, str]) -> str:
     return TARGET_PREFIX + "/".join(f"{k}={v}" for k, v in partition.items()) + "/"
 
 
-def clear_target_partitions(chunk: dict[str, Any], bucket: str, aws_conn_id: str) -> int:
+def clear_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3: Any) -> int:
     """Empty the chunk's event-hour partitions: their files, then their catalog entries."""
-    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
-    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
     partitions = target_partitions(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"])
     removed = 0
     for partition in partitions:
-        keys = s3.list_keys(bucket_name=bucket, prefix=_target_prefix(partition))
-        if keys:
-            s3.delete_objects(bucket=bucket, keys=keys)
-            removed += len(keys)
+        keys = _keys(s3, bucket, _target_prefix(partition))
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = keys[start : start + 1000]
+            failed = s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            ).get("Errors", [])
+            if failed:
+                raise RuntimeError(
+                    f"S3 refused to delete s3://{bucket}/{failed[0]['Key']}: {failed[0]['Code']}"
+                )
+            removed += len(batch)
     values = [{"Values": list(p.values())} for p in partitions]
     for start in range(0, len(values), GLUE_BATCH_DELETE_MAX):
         try:
@@ -120,22 +136,17 @@ def clear_target_partitions(chunk: dict[str, Any], bucket: str, aws_conn_id: str
     return removed
 
 
-def register_target_partitions(chunk: dict[str, Any], bucket: str, aws_conn_id: str) -> int:
+def register_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3: Any) -> int:
     """Register the chunk's event-hour partitions that hold files (the writer's job, no crawl).
 
     Athena's INSERT INTO registers what it writes; this makes the catalog right whatever
     wrote the files, at one S3 listing per event day. Returns how many were new.
     """
-    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    s3 = S3Hook(aws_conn_id=aws_conn_id)
-    glue = GlueCatalogHook(aws_conn_id=aws_conn_id).get_conn()
     table = glue.get_table(DatabaseName=DATABASE, Name=TARGET_TABLE)["Table"]
     partitions = target_partitions(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"])
     with_files: set[str] = set()
     for day_prefix in sorted({_target_prefix(p).rsplit("hour=", 1)[0] for p in partitions}):
-        for key in s3.list_keys(bucket_name=bucket, prefix=day_prefix):
+        for key in _keys(s3, bucket, day_prefix):
             with_files.add(key.rsplit("/", 1)[0] + "/")
     inputs = [
         _partition_input(table, list(p.values()), f"s3://{bucket}/{_target_prefix(p)}")

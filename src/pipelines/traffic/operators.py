@@ -29,6 +29,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from pipelines.traffic.lake import (
     WRITE_MARKER,
     clear_target_partitions,
+    clients,
     register_target_partitions,
     stop_unfinished_writes,
 )
@@ -61,7 +62,7 @@ class WriteChunkOperator(AthenaOperator):
         stopped = stop_unfinished_writes(self.hook.get_conn(), self.workgroup)
         if stopped:
             self.log.warning("stopped %s leftover target write(s): %s", len(stopped), ", ".join(stopped))
-        clear_target_partitions(self.chunk, self.bucket, self.aws_conn_id)
+        clear_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
         self.query = query
         try:
             query_execution_id = super().execute(context)  # deferrable: resumes in execute_complete
@@ -81,7 +82,7 @@ class WriteChunkOperator(AthenaOperator):
         return self._registered(query_execution_id)
 
     def _registered(self, query_execution_id: str) -> str:
-        registered = register_target_partitions(self.chunk, self.bucket, self.aws_conn_id)
+        registered = register_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
         self.log.info("chunk %s..%s written; %s partition(s) newly registered",
                       self.chunk["chunk_start"], self.chunk["chunk_end"], registered)  # fmt: skip
         return query_execution_id
@@ -94,6 +95,6 @@ class WriteChunkOperator(AthenaOperator):
             if state in AthenaHook.INTERMEDIATE_STATES:
                 self.hook.stop_query(query_id)
                 self.hook.poll_query_status(query_id, sleep_time=self.sleep_time)
-        removed = clear_target_partitions(self.chunk, self.bucket, self.aws_conn_id)
+        removed = clear_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
         self.log.error("chunk %s..%s failed; its partitions were emptied (%s partial file(s) removed)",
                        self.chunk["chunk_start"], self.chunk["chunk_end"], removed)  # fmt: skip

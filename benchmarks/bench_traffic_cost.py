@@ -1,0 +1,155 @@
+"""traffic_repartition's cost per processed day does not grow with history (issue 14.4).
+
+For 7, 30 and 90 days of history already in the lake (raw arrival hours, and the target
+written by earlier runs), one daily run processes the next day, on the offline stack,
+through the DAG's own code (``steps.plan``, ``lake.*``, ``insert_chunk.sql``,
+``rows_per_day.sql``). Per processed day it measures:
+
+* bytes Athena scans (the chunk INSERT and the run's row count);
+* S3 objects listed or read by crawls: ours 0 (no crawler runs; the run registers its
+  arrival partitions with BatchCreatePartition and the writer its event-hour
+  partitions); the previous DAG crawled the raw table and the target every run, and a
+  catalog-target crawl lists and reads every object under the table (as the offline
+  crawler does, ``localaws/glue_crawler.py``), so its count is the objects under both
+  tables at that point;
+* S3 objects our writer lists to register its partitions (the processed day's only).
+
+Then, on the 30-day lake: a 7-day backfill (7 daily runs) against one run over the same 7
+days, bytes scanned (both O(days)). Prints the 90-day/7-day ratios and the modelled AWS
+cost (Athena $5/TB scanned, 10 MB minimum per query; Glue crawler $0.44/DPU-hour,
+10-minute minimum, 2 DPUs a run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.update(
+    {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+)
+os.environ.setdefault("PIPELINES_SQL_DIR", str(REPO / "include" / "sql"))
+
+import jinja2  # noqa: E402
+
+from devtools.traffic_generator import write_raw  # noqa: E402
+from infra.provision import provision  # noqa: E402
+from localaws import LocalAWS  # noqa: E402
+from pipelines.traffic import lake  # noqa: E402
+from pipelines.traffic.steps import plan, render_insert_sql  # noqa: E402
+
+BUCKET = "pipelines-data-lake"
+RESULTS = {"OutputLocation": f"s3://{BUCKET}/athena-results/"}
+PROCESSED_DAY = datetime(2024, 6, 1, tzinfo=UTC)
+HISTORIES = (7, 30, 90)
+ATHENA_USD_PER_TB, ATHENA_MIN_BYTES = 5.0, 10 * 1024**2
+GLUE_USD_PER_DPU_HOUR, CRAWLER_DPUS, CRAWL_MIN_HOURS = 0.44, 2, 10 / 60
+
+
+def athena_run(athena, sql: str) -> int:
+    """Run a query to its end; its DataScannedInBytes."""
+    query_id = athena.start_query_execution(QueryString=sql, ResultConfiguration=RESULTS)["QueryExecutionId"]
+    while True:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        if execution["Status"]["State"] not in ("QUEUED", "RUNNING"):
+            assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+            return int(execution["Statistics"]["DataScannedInBytes"])
+        time.sleep(0.05)
+
+
+def render(name: str, **context) -> str:
+    text = (REPO / "include" / "sql" / "traffic" / name).read_text()
+    return jinja2.Template(text).render(var={"value": {"get": lambda _k, default: default}}, **context)
+
+
+def objects(s3, prefix: str) -> int:
+    return sum(
+        len(page.get("Contents", []))
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    )
+
+
+def daily_run(stack, start: datetime, end: datetime) -> dict[str, int]:
+    """One run of the DAG's data path over [start, end): what it scans and lists."""
+    s3, glue, athena = stack.client("s3"), stack.client("glue"), stack.client("athena")
+    planned = plan({"start": start.isoformat(), "end": end.isoformat()}, None, None)
+    lake.register_raw_partitions(planned["chunks"], BUCKET, glue)
+    scanned, queries, listed = 0, 0, 0
+    for chunk in planned["chunks"]:  # as WriteChunkOperator: stop leftovers, clear, INSERT, register
+        lake.stop_unfinished_writes(athena, "primary")
+        lake.clear_target_partitions(chunk, BUCKET, glue, s3)
+        scanned += athena_run(athena, render_insert_sql(chunk))
+        lake.register_target_partitions(chunk, BUCKET, glue, s3)
+        days = {
+            datetime.fromtimestamp(epoch, UTC).date()
+            for epoch in range(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"], 3600)
+        }
+        listed += sum(objects(s3, f"traffic/transformed/year={d:%Y}/month={d:%m}/day={d:%d}/") for d in days)
+        queries += 1
+    ti = type("TI", (), {"xcom_pull": staticmethod(lambda task_ids: planned)})
+    scanned += athena_run(athena, render("rows_per_day.sql", ti=ti))
+    return {"scanned": scanned, "queries": queries + 1, "listed_by_writer": listed}
+
+
+def lake_with_history(stack, days: int) -> None:
+    stack.reset()
+    provision(stack.endpoint_url)
+    s3, athena = stack.client("s3"), stack.client("athena")
+    first = PROCESSED_DAY - timedelta(days=days)
+    write_raw(s3, BUCKET, first - timedelta(hours=3), PROCESSED_DAY + timedelta(days=1, hours=3),
+              locations=2, lanes=1)  # fmt: skip
+    athena_run(athena, render("create_raw_table.sql"))
+    athena_run(athena, render("create_target_table.sql"))
+    daily_run(stack, first, PROCESSED_DAY)  # the history, as earlier runs left it
+
+
+def main() -> None:
+    per_day: dict[int, dict[str, float]] = {}
+    with LocalAWS() as stack:
+        s3 = stack.client("s3")
+        for days in HISTORIES:
+            lake_with_history(stack, days)
+            run = daily_run(stack, PROCESSED_DAY, PROCESSED_DAY + timedelta(days=1))
+            # what the previous DAG's two crawls (raw table, then target) listed and read
+            crawled = objects(s3, "traffic/raw/") + objects(s3, "traffic/transformed/")
+            per_day[days] = {**run, "crawled_ours": 0, "crawled_before": crawled}
+            print(f"history {days:3d} days: per processed day {run['scanned'] / 1e6:7.3f} MB scanned "
+                  f"in {run['queries']} queries, S3 objects listed/read by crawls: ours 0, "
+                  f"before {crawled}; listed by our writer {run['listed_by_writer']}")  # fmt: skip
+            if days == 30:
+                week = PROCESSED_DAY - timedelta(days=7)
+                one = daily_run(stack, week, PROCESSED_DAY)["scanned"]
+                backfill = sum(
+                    daily_run(stack, week + timedelta(days=i), week + timedelta(days=i + 1))["scanned"]
+                    for i in range(7)
+                )
+                print(f"7 days: backfill of 7 daily runs {backfill / 1e6:.3f} MB scanned, "
+                      f"one 7-day run {one / 1e6:.3f} MB; per day {backfill / 7 / 1e6:.3f} vs "
+                      f"{run['scanned'] / 1e6:.3f} MB for a single day")  # fmt: skip
+                print(f"RESULT traffic_backfill_over_one_run_7d {backfill / one:.2f} - bytes scanned, O(days) both")
+    small, large = per_day[HISTORIES[0]], per_day[HISTORIES[-1]]
+    print(f"RESULT traffic_scan_per_day_90d_over_7d {large['scanned'] / small['scanned']:.2f} ~1 "
+          "bytes Athena scans per processed day")  # fmt: skip
+    print(f"RESULT traffic_crawl_objects_per_day_ours {large['crawled_ours']} 0 at 7, 30 and 90 days of history")
+    print(f"RESULT traffic_crawl_objects_90d_over_7d_before {large['crawled_before'] / small['crawled_before']:.1f} "
+          "- the previous DAG's crawls grow with history")  # fmt: skip
+    print(f"RESULT traffic_writer_listed_90d_over_7d {large['listed_by_writer'] / small['listed_by_writer']:.2f} ~1 "
+          "S3 objects the writer lists per processed day")  # fmt: skip
+    # modelled AWS cost of one day and a 365-day backfill, from the measured per-day figures
+    queries, scanned = large["queries"], large["scanned"]
+    athena_day = max(scanned / queries, ATHENA_MIN_BYTES) * queries / 1024**4 * ATHENA_USD_PER_TB
+    crawl = GLUE_USD_PER_DPU_HOUR * CRAWLER_DPUS * CRAWL_MIN_HOURS  # a crawl at its 10-minute minimum
+    print(f"cost ours: one day ${athena_day:.6f} (Athena, {queries} queries at the 10 MB minimum), "
+          f"365-day backfill ${365 * athena_day:.4f}; crawls $0")  # fmt: skip
+    print(f"cost before: one day >= ${athena_day + 2 * crawl:.4f} (2 crawls >= ${crawl:.4f} each), "
+          f"365-day backfill >= ${365 * (athena_day + 2 * crawl):.2f}, crawl time growing with history")  # fmt: skip
+    print(f"RESULT traffic_cost_day_usd {athena_day:.6f} - modelled, ours")
+    print(f"RESULT traffic_cost_365d_backfill_usd {365 * athena_day:.4f} - modelled, ours (before >= "
+          f"{365 * (athena_day + 2 * crawl):.2f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
