@@ -37,6 +37,7 @@ from pipelines.alerts import FailureEmailNotifier
 from pipelines.config import data_lake_bucket
 from pipelines.covid.notifications import CovidFailureSnsNotifier
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.errors import fails_fast
 
 NYT_US_CSV = "https://raw.githubusercontent.com/nytimes/covid-19-data/master/us.csv"
 JHU_COMBINED_CSV = (
@@ -72,32 +73,22 @@ COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
 )
 def covid_daily():
     @task
+    @fails_fast  # a bad or refused source fails at once: retrying won't help
     def extract(params=None, run_id=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.covid import steps  # pandas & co. load in the task, not at parse time
 
         cases_url = steps.source_url(params["cases_url"], NYT_US_CSV, "covid_cases_url")
         recoveries_url = steps.source_url(params["recoveries_url"], JHU_COMBINED_CSV, "covid_recoveries_url")
-        from pipelines.sources import SourceRefused
-
-        try:
-            return steps.extract(cases_url, recoveries_url, data_lake_bucket(), run_id)
-        except (steps.SourceValidationError, SourceRefused) as invalid:
-            raise AirflowFailException(str(invalid)) from None  # bad input: retrying won't help
+        return steps.extract(cases_url, recoveries_url, data_lake_bucket(), run_id)
 
     @task
+    @fails_fast  # a refused shrink: the same sources give the same plan
     def plan(extracted: dict, params=None, run_id=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.covid import steps
 
-        try:
-            return steps.plan(
-                extracted["merged_uri"], data_lake_bucket(), run_id, allow_shrink=params["allow_shrink"]
-            )
-        except steps.ShrinkRefused as refused:
-            raise AirflowFailException(str(refused)) from None  # the same sources give the same plan
+        return steps.plan(
+            extracted["merged_uri"], data_lake_bucket(), run_id, allow_shrink=params["allow_shrink"]
+        )
 
     @task(outlets=[COVID_STATS])
     def load(planned: dict) -> dict:

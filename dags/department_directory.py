@@ -33,6 +33,7 @@ from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
 from pipelines.config import DIRECTORY_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.errors import fails_fast
 
 # The queue URL is static configuration (account and region of the deployment), read from
 # the environment: no AWS call at parse time. The default is the offline stack's account.
@@ -92,19 +93,17 @@ def department_directory():
         return source
 
     @task
+    @fails_fast  # a bad file stays bad: no retries
     def nest_and_validate(source: dict, run_id=None) -> dict:
         import re
 
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipelines.directory.domain import DirectoryFileError
         from pipelines.directory.steps import SourceGone, nest_to_staging
 
         prefix = f"s3://{source['bucket']}/directory/runs/{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}/"
         try:
             return nest_to_staging(source, prefix)
-        except DirectoryFileError as invalid:
-            raise AirflowFailException(str(invalid)) from invalid  # a bad file stays bad: no retries
         except SourceGone as gone:
             raise AirflowSkipException(str(gone)) from gone
 

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.errors import fails_fast
 
 SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
 
@@ -87,80 +88,52 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
 )
 def market_orders():
     @task
+    @fails_fast  # an unknown region, an empty or header-less answer: retrying won't fix it
     def plan_download(params=None) -> list[dict]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.config import data_lake_bucket
-        from pipelines.market.domain import PageValidationError
-        from pipelines.market.esi import SuspectAnswerError, UnknownRegionError
         from pipelines.market.steps import plan_download
 
-        try:
-            return plan_download(
-                int(params["region_id"]), int(params["concurrency"]), int(params["pages_per_task"]),
-                data_lake_bucket(), float(params["snapshot_margin_seconds"]),
-            )  # fmt: skip
-        except (UnknownRegionError, SuspectAnswerError, PageValidationError) as invalid:
-            raise AirflowFailException(str(invalid)) from invalid  # retrying won't fix it
+        return plan_download(
+            int(params["region_id"]), int(params["concurrency"]), int(params["pages_per_task"]),
+            data_lake_bucket(), float(params["snapshot_margin_seconds"]),
+        )  # fmt: skip
 
     # A snapshot replaced mid-download is retried soon: ESI serves the next one for 5 minutes.
     @task(max_active_tis_per_dagrun=8, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
+    @fails_fast  # a malformed page fails at once; a SnapshotChangedError is retried
     def download_pages(share: dict, params=None, ti=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.config import data_lake_bucket
-        from pipelines.market.domain import PageValidationError
-        from pipelines.market.esi import SuspectAnswerError
         from pipelines.market.steps import download_share
 
-        try:
-            return download_share(
-                share, int(params["concurrency"]), data_lake_bucket(),
-                repin=ti.try_number > 1, margin=float(params["snapshot_margin_seconds"]),
-            )  # fmt: skip
-        except (PageValidationError, SuspectAnswerError) as invalid:
-            raise AirflowFailException(str(invalid)) from invalid  # a SnapshotChangedError is retried
+        return download_share(
+            share, int(params["concurrency"]), data_lake_bucket(),
+            repin=ti.try_number > 1, margin=float(params["snapshot_margin_seconds"]),
+        )  # fmt: skip
 
     @task(retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
+    @fails_fast
     def combine(shares: list[dict], params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.config import data_lake_bucket
-        from pipelines.market.domain import PageValidationError
-        from pipelines.market.esi import SuspectAnswerError
         from pipelines.market.steps import combine_shares
 
-        try:
-            return combine_shares(
-                list(shares), int(params["concurrency"]), data_lake_bucket(),
-                float(params["snapshot_margin_seconds"]),
-            )  # fmt: skip
-        except (PageValidationError, SuspectAnswerError) as invalid:
-            raise AirflowFailException(str(invalid)) from invalid
+        return combine_shares(
+            list(shares), int(params["concurrency"]), data_lake_bucket(),
+            float(params["snapshot_margin_seconds"]),
+        )  # fmt: skip
 
     @task
+    @fails_fast
     def aggregate(downloaded: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipelines.market.domain import PageValidationError
         from pipelines.market.steps import aggregate_pages
 
-        try:
-            return aggregate_pages(downloaded)
-        except PageValidationError as invalid:
-            raise AirflowFailException(str(invalid)) from invalid
+        return aggregate_pages(downloaded)
 
     @task
+    @fails_fast  # a refused deletion share: a retry would refuse again
     def load(aggregated: dict, params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipelines.market.domain import DeletionGuardError
         from pipelines.market.steps import load
 
-        try:
-            return load(aggregated, float(params["max_delete_share"]), bool(params["allow_large_delete"]))
-        except DeletionGuardError as refused:
-            raise AirflowFailException(str(refused)) from refused  # a retry would refuse again
+        return load(aggregated, float(params["max_delete_share"]), bool(params["allow_large_delete"]))
 
     load(aggregate(combine(download_pages.expand(share=plan_download()))))
 

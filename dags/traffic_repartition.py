@@ -33,6 +33,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 from pipelines.config import ATHENA_RESULTS_TEMPLATE, DATA_LAKE_BUCKET_TEMPLATE
 from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.errors import fails_fast
 from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
 from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES
 
@@ -99,6 +100,7 @@ def iso_moment_param(description: str) -> Param:
 )
 def traffic_repartition():
     @task
+    @fails_fast  # a range that makes no sense fails at once, naming the param
     def plan_chunks(params=None, data_interval_start=None, data_interval_end=None) -> dict:
         from pipelines.traffic.steps import plan
 

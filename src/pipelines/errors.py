@@ -33,6 +33,8 @@ def fails_fast(function: Callable[P, R]) -> Callable[P, R]:
         except BadInput as bad:
             from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(str(bad)) from bad
+            # `from None`: the message names the problem; the chain could quote the input
+            # (a parser error holding a line of the file) into the log and the alerts
+            raise AirflowFailException(str(bad)) from None
 
     return wrapper

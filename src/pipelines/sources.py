@@ -27,6 +27,8 @@ from urllib.parse import urljoin, urlparse
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from pipelines.errors import BadInput
+
 ALLOWED_HOSTS_VARIABLE = "covid_source_hosts"
 DEFAULT_ALLOWED_HOSTS = ("raw.githubusercontent.com",)
 MAX_BYTES_VARIABLE = "covid_source_max_bytes"
@@ -41,7 +43,7 @@ class SourceUnavailable(RuntimeError):
     """The source could not be fetched (after retries for transient errors)."""
 
 
-class SourceRefused(SourceUnavailable):
+class SourceRefused(SourceUnavailable, BadInput):
     """The URL is outside what the deployment allows, or the file is over the size cap."""
 
 

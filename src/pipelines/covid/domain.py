@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipelines.errors import BadInput
+
 CASES_COLUMNS = ("date", "cases", "deaths")
 RECOVERIES_COLUMNS = ("Date", "Country/Region", "Recovered")
 COUNTRY = "US"
@@ -28,7 +30,7 @@ _SHOWABLE_COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9 _/().-]{0,40}")
 MAX_SHOWN_COLUMNS = 20
 
 
-class SourceValidationError(ValueError):
+class SourceValidationError(BadInput):
     """A source file is not what the pipeline expects; nothing has been written."""
 
     def __init__(self, source: str, problem: str, row: int | None = None, column: str | None = None):
@@ -212,7 +214,7 @@ COUNT_NAMES = ("cases", "deaths", "recoveries")
 DEFAULT_MAX_SHRINK_SHARE = 0.05
 
 
-class ShrinkRefused(ValueError):
+class ShrinkRefused(BadInput):
     """The sources would shrink the table more than a run may without an explicit override."""
 
 

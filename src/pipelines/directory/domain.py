@@ -30,6 +30,8 @@ from urllib.parse import unquote_plus
 
 from boto3.dynamodb.types import TypeSerializer
 
+from pipelines.errors import BadInput
+
 KEY_COLUMNS = ("department", "employee")
 MAX_ITEM_BYTES = 400 * 1024
 INCOMING_PREFIX = "directory/incoming/"
@@ -40,7 +42,7 @@ _BOOLEAN = ("true", "false")
 _serializer = TypeSerializer()
 
 
-class DirectoryFileError(ValueError):
+class DirectoryFileError(BadInput):
     """The file cannot be loaded; the message names the file and the rows. Nothing was written."""
 
 

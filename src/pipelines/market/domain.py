@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pipelines.errors import BadInput
+
 REQUIRED_FIELDS = {
     "order_id": int,
     "type_id": int,
@@ -23,7 +25,7 @@ REQUIRED_FIELDS = {
 }
 
 
-class PageValidationError(ValueError):
+class PageValidationError(BadInput):
     """A page of orders is not what ESI documents; the message names the page and field."""
 
 
@@ -137,7 +139,7 @@ def to_items(
     return items
 
 
-class DeletionGuardError(ValueError):
+class DeletionGuardError(BadInput):
     """A run would delete more of a region's types than it may: the source is suspect."""
 
 

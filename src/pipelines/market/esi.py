@@ -33,6 +33,8 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from pipelines.errors import BadInput
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {420, 429, 500, 502, 503, 504}
@@ -46,7 +48,7 @@ class EsiError(RuntimeError):
     pass
 
 
-class UnknownRegionError(EsiError):
+class UnknownRegionError(EsiError, BadInput):
     pass
 
 
@@ -54,7 +56,7 @@ class SnapshotChangedError(EsiError):
     pass
 
 
-class SuspectAnswerError(EsiError):
+class SuspectAnswerError(EsiError, BadInput):
     """ESI answered without what every real answer carries: taken as a fault, never as data."""
 
 

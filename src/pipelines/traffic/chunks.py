@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipelines.errors import BadInput
+
 MAX_CHUNK_HOURS = 96
 MAX_RANGE_DAYS = 366
 # avgSpeed20Minutes needs the 19 preceding minutes of each location; two hours of raw data
@@ -21,7 +23,7 @@ WINDOW_LOOKBACK = timedelta(hours=2)
 HOUR = timedelta(hours=1)
 
 
-class RangeError(ValueError):
+class RangeError(BadInput):
     """An invalid start/end range; the message names the param."""
 
 
