@@ -6,10 +6,13 @@ so the tests never touch a developer's own AIRFLOW_HOME.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +143,28 @@ def run_dag(dag, *, conf: dict | None = None, logical_date=None, retries: int = 
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
     return dag.test(**kwargs)
+
+
+@contextlib.contextmanager
+def served(app, name: str, lifespan: str = "auto", timeout: float = 60) -> Iterator[str]:
+    """An ASGI app (the api-server's) under uvicorn on a free local port, in a thread."""
+    import uvicorn
+
+    from localaws.server import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start {name}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

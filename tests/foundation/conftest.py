@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
+
+from tests.conftest import served
 
 USERNAME, PASSWORD = "operator", "operator-password"
 
@@ -17,7 +16,6 @@ USERNAME, PASSWORD = "operator", "operator-password"
 @pytest.fixture(scope="module")
 def running_api_server(airflow_db, tmp_path_factory) -> Iterator[str]:
     """``airflow api-server``'s app under uvicorn on a real port; an *op* user (may trigger DAGs)."""
-    import uvicorn
 
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps({USERNAME: PASSWORD}))
@@ -37,20 +35,8 @@ def running_api_server(airflow_db, tmp_path_factory) -> Iterator[str]:
     app = create_app()
     _, import_errors = plugins_manager._get_plugins()
     assert not import_errors, import_errors
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="foundation-api-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app, "foundation-api-server") as url:
+        yield url
     purge_cached_app()
     for name, value in saved.items():
         if value is None:

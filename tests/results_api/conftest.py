@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localaws.server import free_port
-from tests.conftest import REPO
+from tests.conftest import REPO, served
 
 BUCKET = "pipelines-data-lake"
 COVID_CASES = REPO / "sample_data" / "covid" / "nyt_us_snapshot_000bd91_through_2022-04-19.csv"
@@ -169,19 +166,5 @@ def anonymous(api_server_app):
 @pytest.fixture(scope="package")
 def live_api_server(api_server_app, seeded) -> Iterator[str]:
     """The api-server app on a real port (uvicorn, as ``airflow api-server`` runs it)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(api_server_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="results-api-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(api_server_app, "results-api-server", lifespan="on", timeout=30) as url:
+        yield url
