@@ -108,7 +108,7 @@ def _trigger_from_the_ui(page, url: str, token: str, dag_id: str) -> str:
     raise AssertionError(f"the UI's Trigger created no run of {dag_id}")
 
 
-@pytest.mark.timeout(3600)  # the whole stack from a clean home, then four real runs
+@pytest.mark.timeout(1500)  # the whole stack from a clean home, then four real runs
 def test_a_new_user_triggers_every_dag_with_defaults_sees_the_data_then_sigterm_stops_all(standalone, page):
     proc, url = standalone
     TEST_OUTPUT.mkdir(exist_ok=True)

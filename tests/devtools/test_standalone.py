@@ -46,7 +46,7 @@ def standalone_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("standalone-home")  # migrated once, reused by each signal
 
 
-@pytest.mark.timeout(1800)  # the whole stack starts each time: minutes on a loaded 2-core machine
+@pytest.mark.timeout(900)  # the whole stack starts each time: minutes on a loaded 2-core machine
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_each_signal_stops_every_process_and_frees_every_port(signum, standalone_home, tmp_path):
     log = tmp_path / "standalone.log"
