@@ -400,9 +400,8 @@ def test_the_department_list_pages_through_every_name_in_order_by_prefix(client)
     prefix = names[0][:2]
     found = client.get("/results/api/departments", params={"prefix": prefix}).json()["departments"]
     assert found == [n for n in names if n.startswith(prefix)] and found
-    assert client.get("/results/api/departments", params={"prefix": "zz-none"}).json() == {
-        "departments": [], "next_cursor": None, "data_as_of": None,
-    }  # fmt: skip
+    empty = client.get("/results/api/departments", params={"prefix": "zz-none"}).json()
+    assert (empty["departments"], empty["next_cursor"]) == ([], None)
 
 
 def test_a_cursor_the_api_did_not_give_is_a_422_naming_it(client):
