@@ -128,7 +128,6 @@ def test_covid_daily_runs_under_its_own_role_only(airflow_db, least_privilege, s
     assert_every_granted_action_is_used(stack, "pipeline-covid-daily")
 
 
-@pytest.mark.xfail(strict=False, reason="market_orders now lists its raw snapshot prefix in combine (issue 12); its role lacks that ListBucket: open, see the closing note")
 def test_market_orders_runs_under_its_own_role_only(airflow_db, least_privilege, esi):  # noqa: F811
     stack = least_privilege()
     esi()
