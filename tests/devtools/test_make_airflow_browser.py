@@ -29,14 +29,20 @@ TEST_OUTPUT = REPO / "test-output"
 # covid first, as the console suggests; traffic last: it waits for Athena and two crawls
 DAG_IDS = ["covid_daily", "department_directory", "market_orders", "traffic_repartition"]
 RUN_TIMEOUT_SECONDS = 900
+# SQLite behind a 2-core machine running the whole stack: a read can stall while the scheduler
+# and four task processes write (CI saw one 60 s stall). The user's UI retries its polls; so do we,
+# a bounded number of times, and say so in the test log.
+API_ATTEMPTS = 4
 
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory) -> Iterator[tuple[object, str]]:
     home = tmp_path_factory.mktemp("clean-airflow-home")
-    proc, url = start_standalone(home, home / "standalone.log")
+    log = home / "standalone.log"
+    proc, url = start_standalone(home, log)
     yield proc, url
-    if proc.poll() is None:  # the test failed before its SIGTERM
+    if proc.poll() is None:  # the test failed before its SIGTERM: show what the stack said
+        print(f"--- the last lines of {log} ---\n{log.read_text()[-6000:]}")
         from devtools.standalone import stop_process_tree
 
         proc.send_signal(signal.SIGTERM)
@@ -59,18 +65,29 @@ def page(standalone):
         browser.close()
 
 
+def _api(method: str, url: str, **kwargs) -> requests.Response:
+    for attempt in range(1, API_ATTEMPTS + 1):
+        try:
+            response = requests.request(method, url, timeout=60, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as error:
+            if attempt == API_ATTEMPTS:
+                raise
+            print(f"api-server stalled on {method} {url} (attempt {attempt}): {error}; retrying")
+            continue
+        response.raise_for_status()
+        return response
+    raise AssertionError("unreachable")
+
+
 def _token(url: str) -> str:
-    response = requests.post(f"{url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=60)
-    response.raise_for_status()
-    return response.json()["access_token"]
+    return _api("POST", f"{url}/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
 
 
 def _manual_runs(url: str, token: str, dag_id: str) -> list[dict]:
-    response = requests.get(
-        f"{url}/api/v2/dags/{dag_id}/dagRuns", params={"run_type": "manual"},
-        headers={"Authorization": f"Bearer {token}"}, timeout=60,
+    response = _api(
+        "GET", f"{url}/api/v2/dags/{dag_id}/dagRuns", params={"run_type": "manual"},
+        headers={"Authorization": f"Bearer {token}"},
     )  # fmt: skip
-    response.raise_for_status()
     return [run for run in response.json()["dag_runs"] if run["run_type"] == "manual"]  # not the scheduled ones
 
 
@@ -78,9 +95,7 @@ def _wait_for_success(url: str, token: str, dag_id: str, run_id: str) -> None:
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     state = None
     while time.monotonic() < deadline:
-        response = requests.get(
-            f"{url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
+        response = _api("GET", f"{url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers={"Authorization": f"Bearer {token}"})
         state = response.json()["state"]
         if state == "success":
             return

@@ -71,11 +71,11 @@ def test_bucket_topic_database_and_policies_exist(aws):
     assert attached("pipeline-covid-daily") == ["airflow-covid-daily"]
     assert attached("pipeline-department-directory") == ["airflow-department-directory"]
     assert attached("results-api-reader") == ["results-api-read-only"]
-    assert attached("glue-crawler-traffic") == ["glue-crawler-traffic"]
     assert attached("airflow-pipelines") == ["airflow-workers-assume-pipeline-roles"]
     assert attached("airflow-api-server") == ["airflow-api-server-assume-results-role"]
-    crawler_trust = iam.get_role(RoleName="glue-crawler-traffic")["Role"]["AssumeRolePolicyDocument"]
-    assert [s["Principal"] for s in crawler_trust["Statement"]] == [{"Service": "glue.amazonaws.com"}]
+    # traffic_repartition registers its partitions itself (issue 14): no crawler, no crawler role
+    roles = {role["RoleName"] for role in iam.list_roles()["Roles"]}
+    assert not {role for role in roles if "crawler" in role}
 
 
 def test_policies_are_least_privilege_no_wildcard_actions_or_resources():
