@@ -16,7 +16,6 @@ from pipelines.traffic.chunks import (
     hour_ranges_by_day,
     resolve_range,
     split_into_chunks,
-    sql_parameters,
     target_partitions,
 )
 from pipelines.traffic.steps import plan, render_insert_sql
@@ -87,13 +86,14 @@ def test_sql_reads_only_the_arrival_partitions_it_needs_and_inserts_only_its_hou
               "chunk_hours": 96, "measuring_points": [1001, 1002]}  # fmt: skip
     planned = plan(params, None, None)
     [chunk] = planned["chunks"]
-    assert (chunk["arrival_from"], chunk["arrival_to"]) == ("2024123120", "2025010103")
+    # from the arrival hour holding start - 20 min (the widest window) to end + lateness
+    assert (chunk["arrival_from"], chunk["arrival_to"]) == ("2024123121", "2025010103")
     sql = render_insert_sql(chunk)
     # typed partition columns compared one by one (prunable by the Glue catalog), never concat()
     assert "concat(partition" not in sql and "concat(arrival" not in sql
     assert (
         "(arrival_year = 2024 AND arrival_month = 12 AND arrival_day = 31\n"
-        "        AND arrival_hour BETWEEN 20 AND 23)" in sql
+        "        AND arrival_hour BETWEEN 21 AND 23)" in sql
     )
     assert (
         "OR (arrival_year = 2025 AND arrival_month = 1 AND arrival_day = 1\n"
@@ -136,9 +136,8 @@ def test_hour_ranges_by_day_cover_exactly_the_hours(first, length):
 def test_arrival_hours_of_a_run_are_the_union_of_its_chunks_reads_each_once():
     planned = plan({"start": "2024-12-31T20:00:00Z", "end": "2025-01-01T04:00:00Z", "chunk_hours": 3}, None, None)
     hours = arrival_hours(planned["chunks"])
-    # 2 hours of window lookback before the range .. 2 hours of lateness after it
-    assert hours == [datetime(2024, 12, 31, 18, tzinfo=UTC) + i * HOUR for i in range(12)]
-    assert sql_parameters is not None
+    # the hour holding start - 20 min (the window lookback) .. 2 hours of lateness after the range
+    assert hours == [datetime(2024, 12, 31, 19, tzinfo=UTC) + i * HOUR for i in range(11)]
 
 
 def test_measuring_points_must_be_integers():

@@ -16,10 +16,12 @@ from pipelines.errors import BadInput
 
 MAX_CHUNK_HOURS = 96
 MAX_RANGE_DAYS = 366
-# avgSpeed20Minutes needs the 19 preceding minutes of each location; two hours of raw data
-# before the chunk keep the windows identical to one continuous computation even when
-# a location has gaps of up to 100 minutes.
-WINDOW_LOOKBACK = timedelta(hours=2)
+# The widest window looks back 20 minutes of EVENT time (avgSpeed20Minutes over
+# (t-20 min, t], previousSpeed in [t-20 min, t)), and insert_chunk.sql frames windows by
+# event time (RANGE), not by rows: readings older than chunk start - 20 min cannot change
+# any value of the chunk, whatever the gaps (tests/traffic/test_sql_event_time_windows.py
+# checks random gaps and chunk sizes against one continuous computation).
+WINDOW_LOOKBACK = timedelta(minutes=20)
 HOUR = timedelta(hours=1)
 
 
