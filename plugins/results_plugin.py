@@ -2,6 +2,8 @@
 
 ``fastapi_apps`` mounts ``results_api.app`` at ``/results`` on the api-server (next to
 ``/api/v2``), so it is served, scaled and secured with Airflow itself: no extra process.
+It is mounted through ``results_api.mount.ResultsApp``, which builds the app on its first
+request: every other component imports this plugin too and needs none of it.
 ``external_views`` adds "Results" (the dashboard) to the UI's navigation; with a ``url_route``
 the UI shows the page inside its own frame at ``/plugin/results-dashboard``. The href is
 relative (no leading slash) so it follows ``[api] base_url``.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from results_api.app import URL_PREFIX, create_app
+from results_api.mount import URL_PREFIX, ResultsApp
 
 # A small bar-chart icon for the nav, inline so the nav needs no authenticated request.
 NAV_ICON = (
@@ -23,7 +25,7 @@ NAV_ICON = (
 class ResultsApiPlugin(AirflowPlugin):
     name = "results_api"
     fastapi_apps = [
-        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Pipelines results API and dashboard"}
+        {"app": ResultsApp(), "url_prefix": URL_PREFIX, "name": "Pipelines results API and dashboard"}
     ]
     external_views = [
         {

@@ -65,7 +65,6 @@ from results_api.store import ResultsStore, default_store
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/results"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The page and its assets come from this server only: proves "no CDN" in the browser

@@ -7,6 +7,7 @@ import asyncio
 import jwt
 import pytest
 
+from tests.conftest import REPO
 from tests.results_api.conftest import USERNAME
 
 PROTECTED = [
@@ -29,10 +30,11 @@ def test_every_route_of_the_app_is_in_the_protected_list(api_server_app):
     (mount,) = [r for r in api_server_app.routes if isinstance(r, Mount) and r.path == "/results"]
     # the plugin manager may have imported the plugin module under its own name: compare
     # the apps by what they serve, not by identity
-    plugin_app = ResultsApiPlugin.fastapi_apps[0]["app"]
-    assert (mount.app.title, len(mount.app.routes)) == (plugin_app.title, len(plugin_app.routes))
+    plugin_app = ResultsApiPlugin.fastapi_apps[0]["app"].app  # built on first use (results_api.mount)
+    mounted = mount.app.app
+    assert (mounted.title, len(mounted.routes)) == (plugin_app.title, len(plugin_app.routes))
     public = {"/openapi.json", "/"}  # the schema (public, like Airflow's own) and a redirect
-    routes = {route.path for route in mount.app.routes} - public
+    routes = {route.path for route in mounted.routes} - public
     covered = {p.split("?")[0] for p in PROTECTED}
     templates = {
         "/api/departments/{department:path}": "/results/api/departments/dept-000",
@@ -109,7 +111,7 @@ def test_the_plugin_adds_the_dashboard_to_the_ui_navigation(client):
     (plugin,) = [p for p in plugins if p["name"] == "results_api"]
     assert plugin["fastapi_apps"] == [
         {
-            "app": "fastapi.applications.FastAPI",
+            "app": "results_api.mount.ResultsApp",
             "url_prefix": "/results",
             "name": plugin["fastapi_apps"][0]["name"],
         }
@@ -243,7 +245,7 @@ def test_every_data_route_names_the_dag_it_needs(api_server_app):
 
     from results_api.app import RESULT_WRITERS
 
-    app = ResultsApiPlugin.fastapi_apps[0]["app"]
+    app = ResultsApiPlugin.fastapi_apps[0]["app"].app
     readers = {f"reader_of_{dag_id}" for dag_id in RESULT_WRITERS.values()}
     data_routes = [route for route in app.routes if route.path.startswith("/api/")]
     assert len(data_routes) >= len(DATA_ROUTES)
@@ -277,3 +279,16 @@ def test_with_fabs_auth_manager_a_dag_read_permission_is_what_lets_a_user_read(a
     reader._perms = {("can_read", "DAGs")}
     for dag_id in RESULT_WRITERS.values():
         authorize_dag_read(reader, dag_id)
+
+
+def test_importing_the_plugin_builds_nothing_until_the_first_request():
+    """Every Airflow component imports the plugin; only the api-server's first request builds the app."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; sys.path.insert(0, 'plugins'); import results_plugin, conf_guard_plugin; "
+        "print(sorted(m for m in ('fastapi', 'boto3', 'results_api.app', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
