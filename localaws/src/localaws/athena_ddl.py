@@ -1,177 +1,165 @@
-"""Athena DDL on the Glue catalog: CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR, ALTER PARTITION."""
+"""Athena DDL on the Glue catalog: CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR, ALTER PARTITION.
+
+``athena_ddl_grammar`` reads the statement with sqlglot (Hive's grammar, as Athena reads
+DDL); this module turns its syntax tree into Glue calls.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
+from sqlglot import exp
+
+from localaws.athena_ddl_grammar import RepairTable, parse_ddl
 from localaws.athena_sql import QueryFailed
-from localaws.hive_formats import STORED_AS
+from localaws.hive_formats import DELIMITED_SERDE_PARAMETERS, STORED_AS, glue_column_type
 from localaws.s3io import list_objects, split_s3_uri
 
 if TYPE_CHECKING:
     from localaws.athena_query import EngineClients, Query
 
-IDENT = r"`?\"?([A-Za-z0-9_]+)\"?`?"
-QUALIFIED = rf"(?:{IDENT}\.)?{IDENT}"
-
-
-def split_top_level(text: str, separator: str = ",") -> list[str]:
-    """Split on separators outside (), <> and quotes (types like decimal(10,2), struct<a:int,b:int>)."""
-    parts, depth, current, quote = [], 0, [], ""
-    for char in text:
-        if quote:
-            current.append(char)
-            if char == quote:
-                quote = ""
-            continue
-        if char in "'\"`":
-            quote = char
-        elif char in "(<":
-            depth += 1
-        elif char in ")>":
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    if "".join(current).strip():
-        parts.append("".join(current).strip())
-    return parts
-
-
-def _balanced(text: str, start: int) -> tuple[str, int]:
-    """The text inside the parentheses opening at ``start``, and the index after them."""
-    assert text[start] == "("
-    depth = 0
-    for index in range(start, len(text)):
-        if text[index] == "(":
-            depth += 1
-        elif text[index] == ")":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : index], index + 1
-    raise QueryFailed("SYNTAX_ERROR: unbalanced parentheses")
-
-
-def _columns(body: str) -> list[dict[str, str]]:
-    columns = []
-    for definition in split_top_level(body):
-        match = re.match(rf"\s*{IDENT}\s+(.+?)(?:\s+COMMENT\s+'.*')?\s*$", definition, re.I | re.S)
-        if not match:
-            raise QueryFailed(f"SYNTAX_ERROR: cannot read column definition '{definition}'")
-        columns.append({"Name": match.group(1).lower(), "Type": match.group(2).strip().lower()})
-    return columns
-
-
-def _properties(text: str) -> dict[str, str]:
-    return dict(re.findall(r"'([^']*)'\s*=\s*'([^']*)'", text))
-
-
-def _database(query: Query, explicit: str | None) -> str:
-    return (explicit or query.database or "default").lower()
+PartitionSpec = tuple[exp.Partition, str | None]  # PARTITION (...) and its LOCATION, if given
 
 
 def run_ddl(clients: EngineClients, query: Query, sql: str) -> bool:
     """Run ``sql`` if it is DDL we emulate; answer False for anything else."""
-    head = re.sub(r"\s+", " ", sql[:60]).upper()
-    if (
-        head.startswith("CREATE EXTERNAL TABLE")
-        or head.startswith("CREATE TABLE")
-        and " LOCATION " in sql.upper()
-    ):
-        _create_table(clients, query, sql)
-    elif head.startswith("DROP TABLE"):
-        _drop_table(clients, query, sql)
-    elif head.startswith("MSCK REPAIR TABLE"):
-        _msck_repair(clients, query, sql)
-    elif head.startswith("ALTER TABLE"):
-        _alter_partitions(clients, query, sql)
+    statement = parse_ddl(sql)
+    if isinstance(statement, exp.Create) and _is_external_table(statement):
+        _create_table(clients, query, statement)
+    elif isinstance(statement, exp.Drop):
+        _drop_table(clients, query, statement)
+    elif isinstance(statement, RepairTable):
+        _msck_repair(clients, query, statement)
+    elif isinstance(statement, exp.Alter):
+        _alter_partitions(clients, query, statement)
     else:
         return False
     return True
 
 
-def _create_table(clients: EngineClients, query: Query, sql: str) -> None:
-    match = re.match(rf"\s*CREATE\s+(?:EXTERNAL\s+)?TABLE\s+(IF\s+NOT\s+EXISTS\s+)?{QUALIFIED}\s*", sql, re.I)
-    if not match:
-        raise QueryFailed("SYNTAX_ERROR: cannot read the table name of CREATE EXTERNAL TABLE")
-    if_not_exists, database, name = match.group(1), _database(query, match.group(2)), match.group(3).lower()
-    rest_start = match.end()
-    if rest_start >= len(sql) or sql[rest_start] != "(":
+def _properties(create: exp.Create) -> list[exp.Expression]:
+    properties = create.args.get("properties")
+    return list(properties.expressions) if properties else []
+
+
+def _is_external_table(create: exp.Create) -> bool:
+    """EXTERNAL, or a table with a LOCATION; any other CREATE TABLE is left to the engine's NOT_SUPPORTED."""
+    return any(isinstance(p, exp.ExternalProperty | exp.LocationProperty) for p in _properties(create))
+
+
+def _table_name(query: Query, table: exp.Table) -> tuple[str, str]:
+    return (table.db or query.database or "default").lower(), table.name.lower()
+
+
+def _columns(schema: exp.Schema) -> list[dict[str, str]]:
+    """Glue columns: name, Hive type as Glue spells it, and the COMMENT if any."""
+    columns = []
+    for definition in schema.expressions:
+        if not isinstance(definition, exp.ColumnDef) or definition.kind is None:
+            raise QueryFailed(f"SYNTAX_ERROR: column '{definition.sql(dialect='hive')}' needs a type")
+        column = {"Name": definition.name.lower(), "Type": glue_column_type(definition.kind)}
+        for constraint in definition.constraints:
+            if not isinstance(constraint.kind, exp.CommentColumnConstraint):
+                raise QueryFailed(f"NOT_SUPPORTED: column constraint {constraint.sql(dialect='hive')}")
+            column["Comment"] = constraint.kind.name
+        columns.append(column)
+    return columns
+
+
+def _pairs(properties: exp.Expression | None) -> dict[str, str]:
+    """The ``'key' = 'value'`` pairs of WITH SERDEPROPERTIES (...)."""
+    return {p.name: p.text("value") for p in properties.expressions} if properties else {}
+
+
+def _stored_as(file_format: exp.FileFormatProperty) -> str:
+    if file_format.this is None:  # sqlglot reads a bare STORED
+        raise QueryFailed("SYNTAX_ERROR: STORED AS needs a file format")
+    name = file_format.name.upper()
+    if name not in STORED_AS:  # ORC, AVRO, ..., STORED AS INPUTFORMAT '...' OUTPUTFORMAT '...'
+        raise QueryFailed(f"NOT_SUPPORTED: STORED AS {file_format.this.sql(dialect='hive')}")
+    return name
+
+
+def table_input(create: exp.Create) -> dict[str, Any]:
+    """Glue's TableInput for a CREATE EXTERNAL TABLE statement."""
+    schema = create.this
+    if not isinstance(schema, exp.Schema):
         raise QueryFailed("SYNTAX_ERROR: CREATE EXTERNAL TABLE needs a column list")
-    body, after = _balanced(sql, rest_start)
-    columns = _columns(body)
-    tail = sql[after:]
+    stored_as, serde, location = "TEXTFILE", None, None
     partition_keys: list[dict[str, str]] = []
-    partitioned = re.search(r"PARTITIONED\s+BY\s*\(", tail, re.I)
-    if partitioned:
-        inner, _end = _balanced(tail, partitioned.end() - 1)
-        partition_keys = _columns(inner)
-    location = re.search(r"LOCATION\s+'([^']+)'", tail, re.I)
-    if not location:
-        raise QueryFailed("SYNTAX_ERROR: CREATE EXTERNAL TABLE needs a LOCATION")
-    stored = re.search(r"STORED\s+AS\s+(\w+)", tail, re.I)
-    fmt = stored.group(1).upper() if stored else "TEXTFILE"
-    if fmt not in STORED_AS:
-        raise QueryFailed(f"NOT_SUPPORTED: STORED AS {fmt}")
-    input_format, output_format, serde = STORED_AS[fmt]
-    serde_match = re.search(r"ROW\s+FORMAT\s+SERDE\s+'([^']+)'", tail, re.I)
-    if serde_match:
-        serde = serde_match.group(1)
     serde_parameters: dict[str, str] = {}
-    serde_props = re.search(r"WITH\s+SERDEPROPERTIES\s*\(", tail, re.I)
-    if serde_props:
-        serde_parameters = _properties(_balanced(tail, serde_props.end() - 1)[0])
-    delimited = re.search(r"FIELDS\s+TERMINATED\s+BY\s+'([^']+)'", tail, re.I)
-    if delimited:
-        serde_parameters["field.delim"] = delimited.group(1)
-    table_parameters: dict[str, str] = {"EXTERNAL": "TRUE"}
-    tblprops = re.search(r"TBLPROPERTIES\s*\(", tail, re.I)
-    if tblprops:
-        table_parameters.update(_properties(_balanced(tail, tblprops.end() - 1)[0]))
+    table_parameters = {"EXTERNAL": "TRUE"}
+    for prop in _properties(create):
+        if isinstance(prop, exp.PartitionedByProperty):
+            if not isinstance(prop.this, exp.Schema):  # sqlglot also reads PARTITIONED BY a
+                raise QueryFailed("SYNTAX_ERROR: PARTITIONED BY needs a column list")
+            partition_keys = _columns(prop.this)
+        elif isinstance(prop, exp.LocationProperty):
+            location = prop.name
+        elif isinstance(prop, exp.FileFormatProperty):
+            stored_as = _stored_as(prop)
+        elif isinstance(prop, exp.RowFormatSerdeProperty):
+            serde = prop.name
+            serde_parameters.update(_pairs(prop.args.get("serde_properties")))
+        elif isinstance(prop, exp.SerdeProperties):  # WITH SERDEPROPERTIES after STORED AS / DELIMITED
+            serde_parameters.update(_pairs(prop))
+        elif isinstance(prop, exp.RowFormatDelimitedProperty):
+            for clause, parameter in DELIMITED_SERDE_PARAMETERS.items():
+                if prop.args.get(clause):
+                    serde_parameters[parameter] = prop.args[clause].name
+        elif isinstance(prop, exp.SchemaCommentProperty):
+            table_parameters["comment"] = prop.name  # where Hive's metastore keeps a table COMMENT
+        elif type(prop) is exp.Property:  # a TBLPROPERTIES entry (sqlglot lists them one by one)
+            table_parameters[prop.name] = prop.text("value")
+        elif not isinstance(prop, exp.ExternalProperty):  # CLUSTERED BY, ...
+            raise QueryFailed(f"NOT_SUPPORTED: {prop.sql(dialect='hive')} is not emulated offline")
+    if location is None:
+        raise QueryFailed("SYNTAX_ERROR: CREATE EXTERNAL TABLE needs a LOCATION")
+    input_format, output_format, default_serde = STORED_AS[stored_as]
+    serde = serde or default_serde
     if "json" in serde.lower():
         table_parameters.setdefault("classification", "json")
-    elif fmt == "PARQUET":
-        table_parameters.setdefault("classification", "parquet")
     else:
-        table_parameters.setdefault("classification", "csv")
-    glue = clients.glue
-    table_input = {
-        "Name": name,
+        table_parameters.setdefault("classification", "parquet" if stored_as == "PARQUET" else "csv")
+    return {
+        "Name": schema.this.name.lower(),
         "TableType": "EXTERNAL_TABLE",
         "Parameters": table_parameters,
         "PartitionKeys": partition_keys,
         "StorageDescriptor": {
-            "Columns": columns,
-            "Location": location.group(1),
+            "Columns": _columns(schema),
+            "Location": location,
             "InputFormat": input_format,
             "OutputFormat": output_format,
             "SerdeInfo": {"SerializationLibrary": serde, "Parameters": serde_parameters},
         },
     }
+
+
+def _create_table(clients: EngineClients, query: Query, create: exp.Create) -> None:
+    glue, table = clients.glue, table_input(create)
+    database, name = _table_name(query, create.this.this)
     try:
         glue.get_database(Name=database)
     except glue.exceptions.EntityNotFoundException as error:
         raise QueryFailed(f"SCHEMA_NOT_FOUND: Schema {database} does not exist") from error
     try:
-        glue.create_table(DatabaseName=database, TableInput=table_input)
+        glue.create_table(DatabaseName=database, TableInput=table)
     except glue.exceptions.AlreadyExistsException as error:
-        if not if_not_exists:
+        if not create.args.get("exists"):  # IF NOT EXISTS: the table stays as it is
             raise QueryFailed(f"ALREADY_EXISTS: Table {database}.{name} already exists") from error
 
 
-def _drop_table(clients: EngineClients, query: Query, sql: str) -> None:
-    match = re.match(rf"\s*DROP\s+TABLE\s+(IF\s+EXISTS\s+)?{QUALIFIED}\s*$", sql, re.I)
-    if not match:
-        raise QueryFailed("SYNTAX_ERROR: cannot read DROP TABLE")
+def _drop_table(clients: EngineClients, query: Query, drop: exp.Drop) -> None:
+    tables = drop.args.get("tables") or []
+    if len(tables) != 1:
+        raise QueryFailed("SYNTAX_ERROR: DROP TABLE drops one table")
     glue = clients.glue
-    database, name = _database(query, match.group(2)), match.group(3).lower()
+    database, name = _table_name(query, tables[0])
     try:
         glue.delete_table(DatabaseName=database, Name=name)
     except glue.exceptions.EntityNotFoundException as error:
-        if not match.group(1):
+        if not drop.args.get("exists"):
             raise QueryFailed(f"TABLE_NOT_FOUND: Table {database}.{name} does not exist") from error
 
 
@@ -204,11 +192,8 @@ def _add(
         )
 
 
-def _msck_repair(clients: EngineClients, query: Query, sql: str) -> None:
-    match = re.match(rf"\s*MSCK\s+REPAIR\s+TABLE\s+{QUALIFIED}\s*$", sql, re.I)
-    if not match:
-        raise QueryFailed("SYNTAX_ERROR: cannot read MSCK REPAIR TABLE")
-    database, name = _database(query, match.group(1)), match.group(2).lower()
+def _msck_repair(clients: EngineClients, query: Query, repair: RepairTable) -> None:
+    database, name = _table_name(query, repair.this)
     table = _table(clients, database, name)
     keys = [k["Name"].lower() for k in table.get("PartitionKeys", [])]
     if not keys:
@@ -228,32 +213,39 @@ def _msck_repair(clients: EngineClients, query: Query, sql: str) -> None:
     _add(clients, database, table, [(list(v), loc) for v, loc in sorted(found.items()) if v not in existing])
 
 
-def _partition_specs(text: str) -> list[tuple[dict[str, str], str | None]]:
-    specs = []
-    for match in re.finditer(r"PARTITION\s*\(([^)]*)\)(?:\s*LOCATION\s+'([^']+)')?", text, re.I):
-        values = dict(
-            (k.lower(), v)
-            for k, v in re.findall(r"`?\"?([A-Za-z0-9_]+)\"?`?\s*=\s*'?([^',]*)'?", match.group(1))
-        )
-        specs.append((values, match.group(2)))
-    return specs
+def _partition_values(partition: exp.Partition) -> dict[str, str]:
+    """``PARTITION (year='2024', hour=7)`` -> ``{"year": "2024", "hour": "7"}``."""
+    values = {}
+    for pair in partition.expressions:
+        if not (
+            isinstance(pair, exp.EQ)
+            and isinstance(pair.this, exp.Column)
+            and isinstance(pair.expression, exp.Literal)
+        ):
+            raise QueryFailed(f"SYNTAX_ERROR: partition spec needs key = value: {pair.sql(dialect='hive')}")
+        values[pair.this.name.lower()] = pair.expression.name
+    return values
 
 
-def _alter_partitions(clients: EngineClients, query: Query, sql: str) -> None:
-    match = re.match(
-        rf"\s*ALTER\s+TABLE\s+{QUALIFIED}\s+(ADD|DROP)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(.*)$", sql, re.I | re.S
-    )
-    if not match:
-        raise QueryFailed("NOT_SUPPORTED: only ALTER TABLE ADD/DROP PARTITION is emulated offline")
-    database, name = _database(query, match.group(1)), match.group(2).lower()
-    action, guarded, rest = match.group(3).upper(), bool(match.group(4)), match.group(5)
+def _partition_specs(actions: list[exp.Expression]) -> tuple[str, bool, list[PartitionSpec]]:
+    """``ADD`` or ``DROP``, whether IF [NOT] EXISTS guards it, and each partition with its LOCATION."""
+    if actions and all(isinstance(a, exp.AddPartition) for a in actions):
+        specs = [(a.this, a.args["location"].name if a.args.get("location") else None) for a in actions]
+        return "ADD", bool(actions[0].args.get("exists")), specs
+    if actions and all(isinstance(a, exp.DropPartition) for a in actions):
+        specs = [(partition, None) for a in actions for partition in a.expressions]
+        return "DROP", bool(actions[0].args.get("exists")), specs
+    raise QueryFailed("NOT_SUPPORTED: only ALTER TABLE ADD/DROP PARTITION is emulated offline")
+
+
+def _alter_partitions(clients: EngineClients, query: Query, alter: exp.Alter) -> None:
+    action, guarded, specs = _partition_specs(alter.args.get("actions") or [])
+    database, name = _table_name(query, alter.this)
     table = _table(clients, database, name)
     keys = [k["Name"].lower() for k in table.get("PartitionKeys", [])]
-    specs = _partition_specs(rest)
-    if not specs:
-        raise QueryFailed("SYNTAX_ERROR: no PARTITION (...) given")
     entries = []
-    for values, location in specs:
+    for partition, location in specs:
+        values = _partition_values(partition)
         if sorted(values) != sorted(keys):
             raise QueryFailed(f"SYNTAX_ERROR: partition spec {values} does not match the keys {keys}")
         ordered = [values[k] for k in keys]

@@ -1,10 +1,13 @@
 """Hive's names, shared by the crawler, the Athena DDL and the query engine: formats, SerDes, types.
 
-One place for the class names a Glue table's StorageDescriptor carries and for how a
-Glue (Hive) column type is read in DuckDB.
+One place for the class names a Glue table's StorageDescriptor carries, the SerDe
+parameters a DDL clause sets, how a column type is spelled in Glue and how a Glue (Hive)
+column type is read in DuckDB.
 """
 
 from __future__ import annotations
+
+from sqlglot import exp
 
 TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
@@ -18,6 +21,17 @@ PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 STORED_AS = {
     "PARQUET": (PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE),
     "TEXTFILE": (TEXT_INPUT, TEXT_OUTPUT, LAZY_SIMPLE_SERDE),
+}
+
+# ``ROW FORMAT DELIMITED`` clause (its argument in sqlglot's RowFormatDelimitedProperty)
+# -> the LazySimpleSerDe parameter Hive stores it as
+DELIMITED_SERDE_PARAMETERS = {
+    "fields": "field.delim",  # FIELDS TERMINATED BY
+    "escaped": "escape.delim",  # ESCAPED BY
+    "collection_items": "collection.delim",  # COLLECTION ITEMS TERMINATED BY
+    "map_keys": "mapkey.delim",  # MAP KEYS TERMINATED BY
+    "lines": "line.delim",  # LINES TERMINATED BY
+    "null": "serialization.null.format",  # NULL DEFINED AS
 }
 
 GLUE_TO_DUCKDB = {
@@ -47,3 +61,21 @@ def duckdb_type(glue_type: str) -> str:
     if glue_type.startswith(("varchar", "char")):
         return "VARCHAR"
     return GLUE_TO_DUCKDB.get(glue_type, "VARCHAR")
+
+
+NESTED = {exp.DataType.Type.ARRAY: "array", exp.DataType.Type.MAP: "map", exp.DataType.Type.STRUCT: "struct"}
+
+
+def glue_column_type(data_type: exp.DataType) -> str:
+    """A DDL column type as Glue stores it: Hive's lower-case name, no spaces.
+
+    ``decimal(10,2)``, ``array<string>``, ``struct<a:int,b:string>`` (sqlglot's Hive writer
+    spaces them out: ``DECIMAL(10, 2)``, ``STRUCT<a: INT, ...>``).
+    """
+    kind, inner = data_type.this, data_type.expressions
+    if kind == exp.DataType.Type.STRUCT:
+        fields = (f"{field.name.lower()}:{glue_column_type(field.args['kind'])}" for field in inner)
+        return f"struct<{','.join(fields)}>"
+    if kind in NESTED:
+        return f"{NESTED[kind]}<{','.join(glue_column_type(item) for item in inner)}>"
+    return data_type.sql(dialect="hive").lower().replace(", ", ",")  # decimal(10, 2)
