@@ -146,6 +146,39 @@ def run_dag(dag, *, conf: dict | None = None, logical_date=None, retries: int = 
 
 
 @contextlib.contextmanager
+def simple_auth_manager_env(
+    passwords_dir: Path, username: str, password: str, role: str, secret_name: str
+) -> Iterator[dict[str, str]]:
+    """Airflow's SimpleAuthManager with one user in ``role`` and a fixed JWT secret, in
+    ``os.environ`` while inside; each variable's previous value (or absence) is put back after.
+
+    A context manager, not monkeypatch: the api-server fixtures that need it live for a
+    module or a package, and the tests of other packages must not inherit these settings.
+    """
+    passwords = passwords_dir / "passwords.json"
+    passwords.write_text(json.dumps({username: password}))
+    settings = {
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:{role}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": f"{secret_name}-" + "x" * 64,  # HS512 wants >= 64 bytes
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield settings
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def served(app, name: str, lifespan: str = "auto", timeout: float = 60) -> Iterator[str]:
     """An ASGI app (the api-server's) under uvicorn on a free local port, in a thread."""
     import uvicorn

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -134,7 +134,12 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     api = Depends(airflow_user)
-    readers = {data: Depends(dag_reader(dag_id)) for data, dag_id in RESULT_WRITERS.items()}
+    # A router per data set: its routes take their tag and the leave to read the DAG that
+    # writes the data from one place, so no route can name one data set and ask for another.
+    routes_of = {
+        data: APIRouter(tags=[data], dependencies=[Depends(dag_reader(dag_id))])
+        for data, dag_id in RESULT_WRITERS.items()
+    }
     static_files = _static_files()
 
     @app.middleware("http")
@@ -162,12 +167,10 @@ def create_app() -> FastAPI:
             content={"detail": f"the results store could not be read: {type(error).__name__}"},
         )
 
-    @app.get(
+    @routes_of["covid"].get(
         "/api/covid",
         response_model=CovidChanges,
         responses=CSV_RESPONSE,
-        dependencies=[readers["covid"]],
-        tags=["covid"],
         summary="New cases, deaths and recoveries per day, ISO week or month",
     )
     def covid(
@@ -201,11 +204,9 @@ def create_app() -> FastAPI:
             "data_as_of": last_loaded(RESULT_WRITERS["covid"]),
         }
 
-    @app.get(
+    @routes_of["directory"].get(
         "/api/departments",
         response_model=DepartmentList,
-        dependencies=[readers["directory"]],
-        tags=["directory"],
         summary="Department names by prefix, in order, a page at a time",
     )
     def departments(
@@ -224,12 +225,10 @@ def create_app() -> FastAPI:
             "data_as_of": last_loaded(RESULT_WRITERS["directory"]),
         }
 
-    @app.get(
+    @routes_of["directory"].get(
         "/api/departments/{department:path}",
         response_model=Department,
         responses=NOT_FOUND,
-        dependencies=[readers["directory"]],
-        tags=["directory"],
         summary="A department's nested record",
     )
     def department(
@@ -245,12 +244,10 @@ def create_app() -> FastAPI:
         record["employee_count"] = len(record.get("employees", {}))
         return record
 
-    @app.get(
+    @routes_of["market"].get(
         "/api/market/{region_id}",
         response_model=MarketRegion,
         responses={**NOT_FOUND, **CSV_RESPONSE},
-        dependencies=[readers["market"]],
-        tags=["market"],
         summary="A region's top item types by one aggregate",
     )
     def market_region(
@@ -276,12 +273,10 @@ def create_app() -> FastAPI:
             "types": [plain_json(item) for item in ranked],
         }
 
-    @app.get(
+    @routes_of["market"].get(
         "/api/market/{region_id}/{type_id}",
         response_model=MarketType,
         responses=NOT_FOUND,
-        dependencies=[readers["market"]],
-        tags=["market"],
         summary="One type's aggregates on a region's market",
     )
     def market_type(
@@ -295,6 +290,10 @@ def create_app() -> FastAPI:
                 status.HTTP_404_NOT_FOUND, f"type {type_id} has no market data in region {region_id}"
             )
         return plain_json(item)
+
+    # included here, before the page's routes, so the app's route order stays as declared
+    for routes in routes_of.values():
+        app.include_router(routes)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

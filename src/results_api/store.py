@@ -17,7 +17,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from pipelines.aws.dynamodb import deserialize_item
+from pipelines.aws.dynamodb import deserialize_item, paginated_items
 from pipelines.tables import (
     COVID_PARTITION,
     COVID_TABLE,
@@ -119,16 +119,14 @@ class ResultsStore:
 
     def _query(self, table: str, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item matching a key condition, following LastEvaluatedKey page by page."""
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
+        return paginated_items(
+            self.client,
+            "query",
             TableName=table,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
             PaginationConfig={"PageSize": self.page_size} if self.page_size else {},
         )
-        for page in pages:
-            for item in page.get("Items", []):
-                yield deserialize_item(item)
 
 
 def _cumulative_day(item: dict[str, Any]) -> CumulativeDay:

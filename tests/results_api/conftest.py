@@ -13,7 +13,6 @@ independently, from the same files and orders.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, served
+from tests.conftest import REPO, served, simple_auth_manager_env
 
 BUCKET = "pipelines-data-lake"
 COVID_CASES = REPO / "sample_data" / "covid" / "nyt_us_snapshot_000bd91_through_2022-04-19.csv"
@@ -43,25 +42,10 @@ class Seeded:
 @pytest.fixture(scope="package")
 def airflow_auth_env(airflow_db: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
     """A SimpleAuthManager user with the *viewer* role (the least one) and a fixed JWT secret."""
-    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
-    passwords.write_text(json.dumps({USERNAME: PASSWORD}))
-    settings = {
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "results-api-tests-" + "x" * 64,  # HS512 wants >= 64 bytes
-    }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    yield settings
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with simple_auth_manager_env(
+        tmp_path_factory.mktemp("auth"), USERNAME, PASSWORD, "viewer", "results-api-tests"
+    ) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="package")

@@ -49,6 +49,7 @@ from typing import Any
 
 from localaws.iam_policy import Decision, evaluate, trust_allows
 from localaws.iam_requests import Check, RequestDescription, describe_request, s3_arn
+from localaws.s3uri import split_s3_uri
 
 log = logging.getLogger("localaws.iam")
 
@@ -223,7 +224,7 @@ class IamEnforcement:
         elif target == "AmazonAthena.StartQueryExecution":
             output = (payload.get("ResultConfiguration") or {}).get("OutputLocation")
             if output and output.startswith("s3://"):
-                bucket, _, prefix = output[len("s3://") :].partition("/")
+                bucket, prefix = split_s3_uri(output)
                 implied.append(
                     Check("s3:PutObject", s3_arn(bucket, prefix.rstrip("/") + "/query-result.csv"))
                 )
@@ -293,7 +294,9 @@ class IamEnforcement:
                     locations.append(location)
         paths = []
         for location in locations:
-            bucket, _, prefix = location.split("://", 1)[-1].partition("/")
+            # Judged on the bucket it names whatever its scheme (s3a://, none), as always:
+            # only the crawl itself refuses a location that is not s3://.
+            bucket, prefix = split_s3_uri("s3://" + location.split("://", 1)[-1])
             paths.append((bucket, prefix.rstrip("/") + "/" if prefix else ""))
         return paths
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localaws.errors import AwsError
+from localaws.s3uri import split_s3_uri as split_s3_uri  # re-exported: the engines read it from here
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,6 @@ class S3Object:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix/`` -> (``bucket``, ``some/prefix/``)."""
-    if not uri.startswith("s3://"):
-        raise AwsError("InvalidInputException", f"not an S3 location: {uri}")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    return bucket, prefix
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[S3Object]:

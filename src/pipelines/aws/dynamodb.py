@@ -144,46 +144,64 @@ def delete_keys(
     )
 
 
+def paginated_items(client: Any, operation: str, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query or Scan (``operation``) answers, page by page, as plain Python values.
+
+    The one loop over DynamoDB's pages, for the pipelines and the results API alike: botocore's
+    paginator hands each page's LastEvaluatedKey on as the next ExclusiveStartKey, so no page
+    is skipped however the 1 MB (or ``PaginationConfig`` PageSize) limit cuts the answer.
+    This module stays light (boto3's type codec and botocore's Config, Airflow only inside
+    ``dynamodb_client``) so the results API can import it on the api-server.
+    """
+    for page in client.get_paginator(operation).paginate(**request):
+        for item in page.get("Items", []):
+            yield deserialize_item(item)
+
+
+def _query_partition(
+    client: Any,
+    table: str,
+    partition_key: str,
+    partition_value: str,
+    more_names: dict[str, str] | None = None,
+    **options: Any,
+) -> Iterator[dict[str, Any]]:
+    """Every item of one partition (``#pk = :pk``), page by page: one paginated Query, never Scan."""
+    return paginated_items(
+        client,
+        "query",
+        TableName=table,
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": partition_key, **(more_names or {})},
+        ExpressionAttributeValues={":pk": _serializer.serialize(partition_value)},
+        **options,
+    )
+
+
 def query_items(
     client: Any, table: str, partition_key: str, partition_value: str
 ) -> Iterator[dict[str, Any]]:
-    """Every whole item of one partition, page by page (one paginated Query, never Scan)."""
-    paginator = client.get_paginator("query")
-    pages = paginator.paginate(
-        TableName=table,
-        KeyConditionExpression="#pk = :pk",
-        ExpressionAttributeNames={"#pk": partition_key},
-        ExpressionAttributeValues={":pk": _serializer.serialize(partition_value)},
-        ConsistentRead=True,
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            yield deserialize_item(item)
+    """Every whole item of one partition, read consistently (the diff baseline must be current)."""
+    return _query_partition(client, table, partition_key, partition_value, ConsistentRead=True)
 
 
 def query_keys(
     client: Any, table: str, partition_key: str, partition_value: str, sort_key: str
 ) -> Iterator[dict[str, Any]]:
-    """Every key in one partition, page by page (Query, never Scan)."""
-    paginator = client.get_paginator("query")
-    pages = paginator.paginate(
-        TableName=table,
-        KeyConditionExpression="#pk = :pk",
-        ExpressionAttributeNames={"#pk": partition_key, "#sk": sort_key},
-        ExpressionAttributeValues={":pk": _serializer.serialize(partition_value)},
+    """Every key (partition and sort attribute only) in one partition."""
+    return _query_partition(
+        client,
+        table,
+        partition_key,
+        partition_value,
+        more_names={"#sk": sort_key},
         ProjectionExpression="#pk, #sk",
     )
-    for page in pages:
-        for item in page.get("Items", []):
-            yield deserialize_item(item)
 
 
 def scan_keys(client: Any, table: str, key_names: list[str]) -> Iterator[dict[str, Any]]:
     """Every key of a table (for tables whose whole content is one data set)."""
-    paginator = client.get_paginator("scan")
     names = {f"#k{i}": name for i, name in enumerate(key_names)}
-    for page in paginator.paginate(
-        TableName=table, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
-    ):
-        for item in page.get("Items", []):
-            yield deserialize_item(item)
+    return paginated_items(
+        client, "scan", TableName=table, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
+    )

@@ -14,6 +14,13 @@ def s3_hook(aws_conn_id: str | None = None) -> Any:
 
 
 def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> (``bucket``, ``some/key``): the one place an S3 URI is split.
+
+    Not ``S3Hook.parse_s3_url``: it splits with ``urlsplit``, so a key holding ``?`` loses
+    everything from it and leading slashes of a key are dropped, and it also takes
+    ``s3a://`` and https URLs. Keys come from uploads too (the department directory), and
+    S3 allows ``?`` in them; the key must reach S3 exactly as written.
+    """
     if not uri.startswith("s3://"):
         raise ValueError(f"not an s3:// URI: {uri}")
     bucket, _, key = uri[len("s3://") :].partition("/")

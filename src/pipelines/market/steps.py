@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_keys
-from pipelines.aws.s3 import read_bytes, s3_hook, write_bytes
+from pipelines.aws.s3 import read_bytes, s3_hook, split_uri, write_bytes
 from pipelines.config import ESI_CONN_ID
 from pipelines.market.domain import (
     PageValidationError,
@@ -58,9 +58,9 @@ def _s3_sink(bucket: str, region_id: int):
         if not isinstance(orders, list):
             raise PageValidationError(f"page {page}: expected a JSON array of orders")
         lines = "".join(json.dumps(order, separators=(",", ":")) + "\n" for order in orders).encode()
-        bucket_name, _, key = (
+        bucket_name, key = split_uri(
             snapshot_prefix(bucket, region_id, last_modified) + f"page={page:05d}.jsonl.gz"
-        )[5:].partition("/")
+        )
         await asyncio.to_thread(s3.put_object, Bucket=bucket_name, Key=key, Body=gzip.compress(lines, 5))
 
     return sink
@@ -143,7 +143,7 @@ def download_share(
 
 
 def _stored_pages(prefix: str) -> set[int]:
-    bucket, _, key_prefix = prefix[5:].partition("/")
+    bucket, key_prefix = split_uri(prefix)
     keys = s3_hook().list_keys(bucket_name=bucket, prefix=key_prefix) or []
     return {
         int(key.rsplit("page=", 1)[1][:5]) for key in keys if key.endswith(".jsonl.gz") and "page=" in key
