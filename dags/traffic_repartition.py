@@ -18,7 +18,8 @@ A scheduled run processes the event day of its data interval; a backfill
 (`airflow backfill create`) processes each day of its range; a manual run may give
 `start`/`end` (ISO date or date-time, a date meaning midnight UTC; end after start, at
 most 366 days). Re-running any range, or running overlapping ranges at once, leaves the
-same data.
+same data for the same `max_lateness_minutes` (it decides which late arrivals the range's
+last hours hold).
 """
 
 from __future__ import annotations
