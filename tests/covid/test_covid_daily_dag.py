@@ -201,35 +201,24 @@ def test_a_table_wiped_by_hand_is_reloaded(airflow_db, aws, sources):
     assert table(aws) == loaded
 
 
-def _dynamodb_failing_after(batches: int):
-    """A real client of the offline stack whose BatchWriteItem fails after ``batches`` calls."""
-    from botocore.exceptions import ClientError
+def _fail_dynamodb_writes_after(aws, writes: int) -> None:
+    """The offline stack's own fault: ``writes`` more write calls succeed, then every one is refused.
 
-    from pipelines.aws.dynamodb import dynamodb_client
-
-    client = dynamodb_client()
-    calls = []
-
-    def fail_after(**_kwargs):
-        calls.append(1)
-        if len(calls) > batches:
-            raise ClientError(
-                {"Error": {"Code": "InternalServerError", "Message": "injected"}, "ResponseMetadata": {}},
-                "BatchWriteItem",
-            )
-
-    client.meta.events.register("before-call.dynamodb.BatchWriteItem", fail_after)
-    return client
+    AccessDeniedException (a role losing its permission mid-run) rather than a 500: botocore
+    does not retry it, so the load fails at once instead of after ten backed-off attempts.
+    """
+    aws.set_faults(dynamodb_fail_after_writes=writes, dynamodb_failure_code="AccessDeniedException")
 
 
 def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
-    airflow_db, aws, sources, monkeypatch
+    airflow_db, aws, sources
 ):
-    from pipelines.covid import steps
-
     conf = sources()
-    monkeypatch.setattr(steps, "dynamodb_client", lambda: _dynamodb_failing_after(2))
-    result = run(conf)
+    _fail_dynamodb_writes_after(aws, 2)
+    try:
+        result = run(conf)
+    finally:
+        aws.set_faults(dynamodb_fail_after_writes=None)
     assert result.state == "failed" and task_states(result)["load"] == "failed"
     assert len(table(aws)) == 50
     failure = messages(aws)[-1]
@@ -240,17 +229,18 @@ def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
     )
     assert "the table was left as it was" not in failure["message"]
 
-    monkeypatch.undo()
     assert run(conf).state == "success"
     assert len(table(aws)) == 420
     assert "Inserted: 370\nUpdated: 0\nDeleted: 0\nUnchanged: 50" in messages(aws)[-1]["message"]
 
 
-def test_a_load_that_writes_nothing_says_so(airflow_db, aws, sources, monkeypatch):
-    from pipelines.covid import steps
-
-    monkeypatch.setattr(steps, "dynamodb_client", lambda: _dynamodb_failing_after(0))
-    result = run(sources())
+def test_a_load_that_writes_nothing_says_so(airflow_db, aws, sources):
+    conf = sources()
+    _fail_dynamodb_writes_after(aws, 0)
+    try:
+        result = run(conf)
+    finally:
+        aws.set_faults(dynamodb_fail_after_writes=None)
     assert result.state == "failed" and table(aws) == {}
     assert (
         "nothing written to covid_stats by this attempt (0 of 420 planned writes applied)"

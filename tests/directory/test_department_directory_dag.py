@@ -151,35 +151,22 @@ def test_identifiers_are_stored_as_text_exactly_as_written(airflow_db, aws):
     }
 
 
-def _head_object_answers(status: int, code: str):
-    """The real S3Hook of the offline stack, whose HeadObject answers ``status`` (as S3 does for HEAD)."""
-    from botocore.exceptions import ClientError
-
-    from pipelines.aws.s3 import s3_hook
-
-    hook = s3_hook()
-    client = hook.get_conn()
-
-    def refuse(**_kwargs):
-        raise ClientError(
-            {"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}},
-            "HeadObject",
-        )
-
-    client.meta.events.register("before-call.s3.HeadObject", refuse)
-    return hook
-
-
-@pytest.mark.parametrize(("status", "code"), [(403, "403"), (500, "500")])
-def test_an_s3_error_other_than_404_fails_the_run_and_alerts(
-    airflow_db, aws, mailbox, monkeypatch, status, code
-):
-    from pipelines.directory import steps
-
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        # a bucket policy or KMS key denying s3:GetObject: HEAD answers 403 without a body
+        ({"s3_access_denied_prefixes": ["pipelines-data-lake/directory/incoming/"]}, "403"),
+        # S3 throttling that outlasts botocore's retries
+        ({"s3_slowdown_rate": 1.0}, "503"),
+    ],
+)
+def test_an_s3_error_other_than_404_fails_the_run_and_alerts(airflow_db, aws, mailbox, fault, code):
     key = drop(aws, "staff.csv", directory_csv(departments=2, employees=4))
-    hook = _head_object_answers(status, code)
-    monkeypatch.setattr(steps, "s3_hook", lambda: hook)
-    result = run(key)
+    aws.set_faults(**fault)
+    try:
+        result = run(key)
+    finally:
+        aws.set_faults(s3_access_denied_prefixes=[], s3_slowdown_rate=0)
     assert result.state == "failed" and task_states(result)["resolve_source"] == "failed"
     assert table(aws) == {}
     [alert] = mailbox.wait_for(1)
