@@ -1,4 +1,4 @@
-"""The result tables' public names and keys (PIPELINES.md), in one place.
+"""The result tables' public names and keys (docs/PIPELINES.md), in one place.
 
 The pipelines write them and the results API reads them; both import these names from
 here. Deliberately free of imports, so the api-server loads nothing else by reading them.

@@ -25,7 +25,7 @@ RAW_PREFIX = "traffic/raw/"
 TARGET_PREFIX = "traffic/transformed/"
 LATENESS = timedelta(hours=2)
 WINDOW = timedelta(minutes=20)  # the longest window: the least lookback that must give exact values
-# The indicators' thresholds (PIPELINES.md section 1 steps 5 and 6): an indicator may differ only
+# The indicators' thresholds (docs/PIPELINES.md section 1 steps 5 and 6): an indicator may differ only
 # where its input lies within float noise of one of them.
 SPEED_DIFF_THRESHOLDS = (-20.0, 20.0)
 JAM_THRESHOLDS = (0.0, 40.0, 250.0)

@@ -1,5 +1,5 @@
 """insert_chunk.sql on the offline Athena, chunk by chunk, equals one continuous computation of
-PIPELINES.md section 1 by the plain-Python reference: windows in event time (not rows), exact
+docs/PIPELINES.md section 1 by the plain-Python reference: windows in event time (not rows), exact
 with a 20-minute lookback whatever the chunk edges and gaps; one reading per detector and time,
 the latest version winning."""
 

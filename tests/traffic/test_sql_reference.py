@@ -1,4 +1,4 @@
-"""The plain-Python reference of PIPELINES.md section 1 against values worked out by hand from
+"""The plain-Python reference of docs/PIPELINES.md section 1 against values worked out by hand from
 the spec, so the SQL tests compare with something that is itself right."""
 
 from __future__ import annotations

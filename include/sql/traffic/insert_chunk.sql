@@ -1,4 +1,4 @@
--- One chunk of traffic_repartition (PIPELINES.md section 1), rendered with computed values only:
+-- One chunk of traffic_repartition (docs/PIPELINES.md section 1), rendered with computed values only:
 --   arrival_days: per UTC day, the raw arrival hours to read (chunk start - window
 --     lookback .. chunk end + max lateness), typed partition columns compared one by one,
 --     which the Glue catalog prunes (a concat() of them it cannot);

@@ -1,4 +1,4 @@
-"""The transformation of PIPELINES.md section 1 in plain Python: the independent reference the
+"""The transformation of docs/PIPELINES.md section 1 in plain Python: the independent reference the
 tests compare Athena's output with (never used by the DAG itself).
 
 Written from the spec, not from the SQL: raw records in, output rows out, one continuous
