@@ -103,6 +103,20 @@ def rows(aws, sql: str) -> list[list[str | None]]:
             [["3"]],
         ),
         (
+            "SELECT count(*) FROM readings WHERE DATE '2024-02-02' > '2024-02-01'",
+            "TYPE_MISMATCH: Cannot apply operator: date > varchar(10)",
+            "SELECT count(*) FROM readings WHERE DATE '2024-02-02' > DATE '2024-02-01'",
+            [["3"]],
+        ),
+        (
+            "SELECT count(*) FROM readings WHERE TIMESTAMP '2024-02-02 00:00:00' BETWEEN '2024-02-01' AND '2024-02-03'",
+            # a literal without fractional seconds is timestamp(0) in Trino
+            "TYPE_MISMATCH: Cannot check if timestamp(0) is BETWEEN varchar(10) and varchar(10)",
+            "SELECT count(*) FROM readings WHERE TIMESTAMP '2024-02-02 00:00:00' "
+            "BETWEEN TIMESTAMP '2024-02-01 00:00:00' AND TIMESTAMP '2024-02-03 00:00:00'",
+            [["3"]],
+        ),
+        (
             "SELECT count(*) FROM readings WHERE day IN (1, 2)",
             "TYPE_MISMATCH: IN value and list items must be the same type: varchar",
             "SELECT count(*) FROM readings WHERE day IN ('01', '02')",
@@ -110,7 +124,7 @@ def rows(aws, sql: str) -> list[list[str | None]]:
         ),
     ],
 )
-def test_varchar_and_numbers_never_coerce_implicitly(readings, rejected, reason, valid, answer):
+def test_varchar_and_numbers_or_dates_never_coerce_implicitly(readings, rejected, reason, valid, answer):
     assert failed_reason(readings, rejected) == reason
     assert rows(readings, valid) == answer
 

@@ -7,6 +7,8 @@ could trip over:
 * no implicit varchar <-> number coercion: ``day = 2`` on a string column, ``n = '3'``
   on a number, ``'3' + 1``, ``day BETWEEN 1 AND 3`` and ``day IN (1, 2)`` fail with
   ``TYPE_MISMATCH`` as in Trino (DuckDB would cast the string);
+* nor varchar <-> date/timestamp: ``DATE '2024-02-02' > '2024-02-01'`` fails (Trino wants
+  ``DATE '2024-02-01'``; DuckDB would cast the string);
 * ``CAST(varchar AS tinyint|smallint|integer|bigint)`` accepts only an optionally signed
   run of digits, as Trino's ``Long.parseLong``; ``CAST('12.5' AS integer)`` fails with
   ``INVALID_CAST_ARGUMENT`` (DuckDB rounds it to 13) and ``TRY_CAST`` gives NULL;
@@ -39,6 +41,9 @@ DT = exp.DataType.Type
 TEXT = {DT.VARCHAR, DT.CHAR, DT.TEXT, DT.NCHAR, DT.NVARCHAR}
 NUMBERS = {DT.TINYINT, DT.SMALLINT, DT.INT, DT.BIGINT, DT.FLOAT, DT.DOUBLE, DT.DECIMAL}
 INTEGRAL = {DT.TINYINT, DT.SMALLINT, DT.INT, DT.BIGINT}
+TEMPORAL = {DT.DATE, DT.DATETIME, DT.TIMESTAMP, DT.TIMESTAMPTZ, DT.TIMESTAMPLTZ, DT.TIME}
+# what a varchar never meets without an explicit CAST in Trino
+NOT_FROM_TEXT = NUMBERS | TEMPORAL
 
 COMPARISONS = {
     exp.EQ: "=",
@@ -68,14 +73,15 @@ def _trino_name(node: exp.Expression, kind: exp.DataType) -> str:
 
 
 def _text_vs_number(left: exp.Expression, right: exp.Expression) -> bool:
+    """A varchar beside a number, date or timestamp: Trino coerces neither way."""
     a, b = _known(left), _known(right)
     if a is None or b is None:
         return False
-    return (a.this in TEXT and b.this in NUMBERS) or (a.this in NUMBERS and b.this in TEXT)
+    return (a.this in TEXT and b.this in NOT_FROM_TEXT) or (a.this in NOT_FROM_TEXT and b.this in TEXT)
 
 
 def _mismatch(node: exp.Expression) -> str | None:
-    """Trino's message for an operation on a varchar and a number, or None."""
+    """Trino's message for an operation on a varchar and a number (or date), or None."""
     for kind, symbol in COMPARISONS.items():
         if type(node) is kind and _text_vs_number(node.this, node.expression):
             left, right = node.this, node.expression
