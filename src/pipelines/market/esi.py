@@ -123,7 +123,7 @@ def _wait(retry_state) -> float:
         retry_after = error.response.headers.get("Retry-After")
         if retry_after and retry_after.isdigit():
             return float(retry_after)
-    return wait_exponential_jitter(initial=0.2, max=10)(retry_state)
+    return wait_exponential_jitter(multiplier=0.2, max=10)(retry_state)
 
 
 class EsiClient:
