@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -37,6 +38,11 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     ]
 )
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+# Signing keys: task tokens ([api_auth] jwt_secret) and the api-server's requests to the
+# log server ([api] secret_key). Left empty, Airflow generates 16 random bytes, which PyJWT
+# warns is short for HS512; the session gets 64-byte secrets, as docker-compose.yaml requires.
+os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_urlsafe(64)
+os.environ["AIRFLOW__API__SECRET_KEY"] = secrets.token_urlsafe(64)
 
 
 # The Amazon provider announces removals with this class: a test that uses a deprecated
