@@ -201,24 +201,25 @@ def test_a_table_wiped_by_hand_is_reloaded(airflow_db, aws, sources):
     assert table(aws) == loaded
 
 
-def _fail_dynamodb_writes_after(aws, writes: int) -> None:
-    """The offline stack's own fault: ``writes`` more write calls succeed, then every one is refused.
+def _run_with_dynamodb_writes_refused_after(aws, writes: int, conf: dict):
+    """A run while the offline stack's own fault is on: ``writes`` more write calls succeed,
+    then every one is refused; the fault is off again afterwards.
 
     AccessDeniedException (a role losing its permission mid-run) rather than a 500: botocore
     does not retry it, so the load fails at once instead of after ten backed-off attempts.
     """
     aws.set_faults(dynamodb_fail_after_writes=writes, dynamodb_failure_code="AccessDeniedException")
+    try:
+        return run(conf)
+    finally:
+        aws.set_faults(dynamodb_fail_after_writes=None)
 
 
 def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
     airflow_db, aws, sources
 ):
     conf = sources()
-    _fail_dynamodb_writes_after(aws, 2)
-    try:
-        result = run(conf)
-    finally:
-        aws.set_faults(dynamodb_fail_after_writes=None)
+    result = _run_with_dynamodb_writes_refused_after(aws, 2, conf)
     assert result.state == "failed" and task_states(result)["load"] == "failed"
     assert len(table(aws)) == 50
     failure = messages(aws)[-1]
@@ -235,12 +236,7 @@ def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
 
 
 def test_a_load_that_writes_nothing_says_so(airflow_db, aws, sources):
-    conf = sources()
-    _fail_dynamodb_writes_after(aws, 0)
-    try:
-        result = run(conf)
-    finally:
-        aws.set_faults(dynamodb_fail_after_writes=None)
+    result = _run_with_dynamodb_writes_refused_after(aws, 0, sources())
     assert result.state == "failed" and table(aws) == {}
     assert (
         "nothing written to covid_stats by this attempt (0 of 420 planned writes applied)"
