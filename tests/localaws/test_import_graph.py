@@ -18,8 +18,12 @@ import localaws
 PACKAGE = Path(localaws.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 # the core: routing, control API, faults, and IAM enforcement (which wraps every request,
-# whatever service or extension answers it), and the S3 location parser enforcement shares
-CORE = {"server", "errors", "faults", "iam_enforcement", "iam_policy", "iam_requests", "s3uri"}
+# whatever service or extension answers it), the S3 location parser enforcement shares, and
+# what completes moto's own services (change sets' outputs, SNS e-mail delivery)
+CORE = {
+    "server", "errors", "faults", "iam_enforcement", "iam_policy", "iam_requests", "s3uri",
+    "cloudformation", "sns_email",
+}  # fmt: skip
 
 
 def imports_of(module: str) -> set[str]:

@@ -38,8 +38,11 @@ class LocalAWS(server.LocalAWS):
         faults: FaultSettings | None = None,
         enforce_iam: bool | None = None,
         extensions: Sequence[server.ExtensionFactory] = EXTENSIONS,
+        smtp: tuple[str, int] | None = None,
     ) -> None:
-        super().__init__(port=port, host=host, faults=faults, enforce_iam=enforce_iam, extensions=extensions)
+        super().__init__(
+            port=port, host=host, faults=faults, enforce_iam=enforce_iam, extensions=extensions, smtp=smtp
+        )
 
 
 __all__ = ["EXTENSIONS", "LocalAWS"]

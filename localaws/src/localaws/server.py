@@ -2,7 +2,8 @@
 
 Requests are routed like this:
 
-* ``/_localaws/...``: the control API (health, faults, what SES/SNS sent, reset).
+* ``/_localaws/...``: the control API (health, faults, what SES/SNS sent, the SMTP relay
+  SNS e-mail subscriptions are delivered to, reset).
 * a JSON-protocol request whose ``X-Amz-Target`` has a registered handler (Glue crawler
   actions, every Athena action, DynamoDB BatchWriteItem): handled here.
 * everything else: moto's own server application, unchanged (S3 gets optional 503s).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -27,6 +29,8 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
+import localaws.cloudformation as cloudformation
+import localaws.sns_email as sns_email
 from localaws.errors import AwsError
 from localaws.faults import FaultSettings
 from localaws.iam_enforcement import IamEnforcement
@@ -239,6 +243,12 @@ class LocalAWSApp:
                 return _json_response(start_response, 200, self.stack.faults.as_dict())
             if path == "/_localaws/sent":
                 return _json_response(start_response, 200, sent_messages())
+            if path == "/_localaws/smtp":
+                if method == "POST":
+                    relay = json.loads(_read_body(environ) or b"{}")
+                    sns_email.set_relay(relay.get("host"), relay.get("port"))
+                host, port = sns_email.relay() or (None, None)
+                return _json_response(start_response, 200, {"host": host, "port": port})
             if path == "/_localaws/reset" and method == "POST":
                 self.reset()
                 return _json_response(start_response, 200, {"status": "reset"})
@@ -310,8 +320,14 @@ class LocalAWS:
         faults: FaultSettings | None = None,
         enforce_iam: bool | None = None,
         extensions: Sequence[ExtensionFactory] = (),
+        smtp: tuple[str, int] | None = None,
     ):
         self.enforce_iam = enforce_iam  # None: LOCALAWS_ENFORCE_IAM decides (off by default)
+        # where SNS e-mail subscriptions are delivered (localaws/sns_email.py); None: LOCALAWS_SMTP
+        # (host:port) if set, else nowhere (moto only records the publish)
+        if smtp is None and os.environ.get("LOCALAWS_SMTP"):
+            smtp = sns_email.parse_relay(os.environ["LOCALAWS_SMTP"])
+        self.smtp = smtp
         self.host = host
         self.extension_factories = tuple(extensions)
         self.port = port or free_port()
@@ -330,6 +346,10 @@ class LocalAWS:
 
         # one log line per request is useful by hand (python -m localaws), noise in tests
         logging.getLogger("werkzeug").setLevel(logging.INFO if log_requests else logging.WARNING)
+        cloudformation.install()  # change sets end with the stack's template and outputs, as in AWS
+        sns_email.install()
+        if self.smtp is not None:
+            sns_email.set_relay(*self.smtp)
         self.app = LocalAWSApp(self.stack, [make(self.stack) for make in self.extension_factories])
         self.stack.app = self.app
         self.iam = IamEnforcement(self.app, self.stack.internal_client, self.enforce_iam)
@@ -345,6 +365,8 @@ class LocalAWS:
         if self.app:
             for extension in self.app.extensions:
                 extension.shutdown()
+        if self.smtp is not None and sns_email.relay() == self.smtp:
+            sns_email.set_relay(None)  # moto's backends outlive the server; its relay must not
         if self._server:
             self._server.shutdown()
             self._server.server_close()
