@@ -1,6 +1,7 @@
 """The results API and dashboard: a FastAPI app the Airflow api-server mounts under ``/results``.
 
     GET /results/api/covid?granularity=daily|weekly|monthly&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]
+    GET /results/api/covid/cumulative?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]   stored totals
     GET /results/api/departments?prefix=Eng&limit=20&cursor=...   names, paginated
     GET /results/api/departments/{department}
     GET /results/api/market/{region_id}?top=N&sort=sell_volume|buy_volume|...&order=desc|asc[&format=csv]
@@ -39,6 +40,7 @@ from results_api.auth import BearerCredentials, airflow_user, authenticate, dag_
 from results_api.domain import (
     DEPARTMENT_MAX_LENGTH,
     MARKET_TOP_MAX,
+    METRICS,
     REGION_ID_MAX,
     REGION_ID_MIN,
     TYPE_ID_MAX,
@@ -47,6 +49,8 @@ from results_api.domain import (
     SortOrder,
     covid_changes,
     covid_csv,
+    cumulative_csv,
+    cumulative_totals,
     market_csv,
     plain_json,
     rank_market_types,
@@ -55,6 +59,7 @@ from results_api.domain import (
 from results_api.freshness import last_loaded
 from results_api.models import (
     CovidChanges,
+    CovidCumulative,
     Department,
     DepartmentList,
     ErrorMessage,
@@ -109,6 +114,15 @@ def _decode_cursor(cursor: str | None) -> str | None:
             [{"type": "value_error", "loc": ("query", "cursor"), "msg": "not a cursor this API gave",
               "input": cursor}]
         ) from error  # fmt: skip
+
+
+def _check_date_range(first: date | None, last: date | None) -> None:
+    try:
+        validate_date_range(first, last)
+    except ValueError as error:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "to"), "msg": str(error), "input": str(last)}]
+        ) from error
 
 
 def _static_files() -> dict[str, Path]:
@@ -186,12 +200,7 @@ def create_app() -> FastAPI:
         reported as is; a series that drops to zero after being positive is a gap of the source
         (null, listed in `gaps`), not a negative change. The series' first stored day counts
         from zero (`first_day`); weeks and months not covered whole are `complete: false`."""
-        try:
-            validate_date_range(first, last)
-        except ValueError as error:
-            raise RequestValidationError(
-                [{"type": "value_error", "loc": ("query", "to"), "msg": str(error), "input": str(last)}]
-            ) from error
+        _check_date_range(first, last)
         baseline, days = store.covid_days(first, last)
         periods = covid_changes(days, baseline, granularity)
         if format == "csv":
@@ -201,6 +210,33 @@ def create_app() -> FastAPI:
             # without a stored day before the range, the series starts in it: counted from zero
             "baseline_day": baseline.day if baseline else None,
             "periods": periods,
+            "data_as_of": last_loaded(RESULT_WRITERS["covid"]),
+        }
+
+    @routes_of["covid"].get(
+        "/api/covid/cumulative",
+        response_model=CovidCumulative,
+        responses=CSV_RESPONSE,
+        summary="Cumulative cases, deaths and recoveries per stored day",
+    )
+    def covid_cumulative(
+        store: StoreDep,
+        first: Annotated[date | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
+        last: Annotated[date | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
+        format: Format = "json",
+    ) -> Any:
+        """The rows of `covid_stats` as stored: totals up to and including each day in
+        [from, to]. A total that drops to zero after being positive is a gap of the source
+        (JHU's US recoveries from 2020-12-14): `null`, named in the day's `gaps` and counted
+        in `gap_days`, never a zero."""
+        _check_date_range(first, last)
+        baseline, days = store.covid_days(first, last)
+        rows = cumulative_totals(days, baseline)
+        if format == "csv":
+            return _csv(cumulative_csv(rows), "covid_cumulative.csv")
+        return {
+            "days": rows,
+            "gap_days": {m: sum(m in row.gaps for row in rows) for m in METRICS},
             "data_as_of": last_loaded(RESULT_WRITERS["covid"]),
         }
 

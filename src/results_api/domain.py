@@ -8,6 +8,8 @@
   2020-12-14) has stopped being reported: those days are missing, not a negative change.
   The series' first stored day is counted from zero and flagged; weeks and months that
   the data do not cover whole are flagged partial.
+* COVID, cumulative: the stored totals per day as they are, a total the source stopped
+  reporting (back to zero after being positive) missing rather than zero.
 * Market: ranking the types of a region by one of the aggregates the pipeline wrote.
 * DynamoDB numbers arrive as ``Decimal``; ``plain_json`` turns them into JSON numbers.
 """
@@ -109,6 +111,39 @@ def reported_values(
             seen_positive[metric] = seen_positive[metric] or value > 0
         values.append(row)
     return values
+
+
+@dataclass(frozen=True)
+class CumulativeTotals:
+    """One stored day's totals as served: ``None`` (and named in ``gaps``) where the source
+    stopped reporting that series (see :func:`reported_values`)."""
+
+    day: date
+    cases: int | None
+    deaths: int | None
+    recoveries: int | None
+    gaps: tuple[str, ...] = ()
+
+
+def cumulative_totals(
+    days: Sequence[CumulativeDay], baseline: CumulativeDay | None
+) -> list[CumulativeTotals]:
+    """The stored cumulative rows in day order, gaps of the source as ``None``.
+
+    ``baseline`` (the stored day before ``days``) only tells whether a series had already
+    been positive, so a range that starts inside a gap still shows it as one.
+    """
+    ordered = sorted(days, key=lambda d: d.day)
+    return [
+        CumulativeTotals(
+            day.day,
+            row["cases"],
+            row["deaths"],
+            row["recoveries"],
+            gaps=tuple(m for m in METRICS if row[m] is None),
+        )
+        for day, row in zip(ordered, reported_values(ordered, baseline), strict=True)
+    ]
 
 
 def daily_changes(days: Sequence[CumulativeDay], baseline: CumulativeDay | None) -> list[PeriodChange]:
@@ -243,6 +278,17 @@ def covid_csv(changes: Iterable[PeriodChange]) -> str:
         writer.writerow([c.period, c.start.isoformat(), c.end.isoformat(), c.days,
                          *("" if v is None else v for v in _figures(c)),
                          str(c.complete).lower(), str(c.first_day).lower(), " ".join(c.gaps)])  # fmt: skip
+    return out.getvalue()
+
+
+def cumulative_csv(rows: Iterable[CumulativeTotals]) -> str:
+    """The cumulative totals as CSV: empty cells for missing figures, as in :func:`covid_csv`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["day", *METRICS, "gaps"])
+    for row in rows:
+        figures = (row.cases, row.deaths, row.recoveries)
+        writer.writerow([row.day.isoformat(), *("" if v is None else v for v in figures), " ".join(row.gaps)])
     return out.getvalue()
 
 

@@ -47,6 +47,26 @@ class CovidChanges(BaseModel):
     )
 
 
+class CovidTotals(BaseModel):
+    day: date = Field(description="The stored day (YYYY-MM-DD)")
+    cases: int | None = Field(description="Cumulative cases up to and including the day")
+    deaths: int | None = Field(description="Cumulative deaths up to and including the day")
+    recoveries: int | None = Field(
+        description="Cumulative recoveries (null: the source stopped reporting them, e.g. US from 2020-12-14)"
+    )
+    gaps: list[str] = Field(description="Metrics null on this day (source gaps), e.g. ['recoveries']")
+
+
+class CovidCumulative(BaseModel):
+    days: list[CovidTotals] = Field(description="The stored days in [from, to], in order")
+    gap_days: dict[str, int] = Field(
+        description="How many days of the answer each metric is missing on (every metric listed)"
+    )
+    data_as_of: str | None = Field(
+        None, description="When covid_daily last loaded covid_stats (ISO 8601, UTC); null: never"
+    )
+
+
 class Department(BaseModel):
     """One item of ``department_directory``: the department's employees and their facts."""
 

@@ -143,6 +143,64 @@ def test_a_range_outside_the_data_has_no_periods(client):
     }  # fmt: skip
 
 
+def test_cumulative_totals_are_the_stored_rows_with_hand_checked_figures(client):
+    body = client.get(
+        "/results/api/covid/cumulative", params={"from": "2020-12-13", "to": "2020-12-14"}
+    ).json()
+    # NYT us.csv: 2020-12-13 16,368,898 cases, 299,338 deaths; 2020-12-14 16,569,783 and 301,016.
+    # JHU US Recovered: 6,298,082 on 2020-12-13, then 0 (reporting stopped): a gap, not a zero.
+    assert body["days"] == [
+        {"day": "2020-12-13", "cases": 16368898, "deaths": 299338, "recoveries": 6298082, "gaps": []},
+        {"day": "2020-12-14", "cases": 16569783, "deaths": 301016, "recoveries": None,
+         "gaps": ["recoveries"]},
+    ]  # fmt: skip
+    assert body["gap_days"] == {"cases": 0, "deaths": 0, "recoveries": 1}
+    assert "data_as_of" in body
+    first = client.get("/results/api/covid/cumulative", params={"to": "2020-01-23"}).json()["days"]
+    # the merged series starts on JHU's first day, 2020-01-22: 1 case, no deaths, no recoveries
+    assert [(d["day"], d["cases"], d["deaths"], d["recoveries"]) for d in first] == [
+        ("2020-01-22", 1, 0, 0),
+        ("2020-01-23", 1, 0, 0),
+    ]
+
+
+def test_every_cumulative_day_matches_the_source_files_read_independently(client):
+    cases = pd.read_csv(COVID_CASES)
+    recoveries = pd.read_csv(COVID_RECOVERIES, keep_default_na=False)
+    us_total = recoveries[(recoveries["Country/Region"] == "US") & (recoveries["Province/State"] == "")]
+    merged = cases.merge(us_total[["Date", "Recovered"]], left_on="date", right_on="Date")
+    expected = [
+        (row.date, row.cases, row.deaths, None if row.date >= "2020-12-14" else row.Recovered)
+        for row in merged.itertuples()
+    ]
+    body = client.get("/results/api/covid/cumulative").json()
+    assert [(d["day"], d["cases"], d["deaths"], d["recoveries"]) for d in body["days"]] == expected
+    assert len(expected) == 420
+    # every US day from 2020-12-14 to 2021-03-16 (the file's end) lacks recoveries: 93 days
+    assert body["gap_days"] == {"cases": 0, "deaths": 0, "recoveries": 93}
+    assert {d["day"] for d in body["days"] if d["gaps"]} == {r[0] for r in expected if r[3] is None}
+
+
+def test_cumulative_csv_etag_and_validation_follow_the_other_endpoints(client, anonymous):
+    params = {"from": "2020-12-12", "to": "2020-12-14"}
+    response = client.get("/results/api/covid/cumulative", params={**params, "format": "csv"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert 'filename="covid_cumulative.csv"' in response.headers["content-disposition"]
+    assert response.text.splitlines() == [
+        "day,cases,deaths,recoveries,gaps",
+        "2020-12-12,16184679,297981,6246605,",
+        "2020-12-13,16368898,299338,6298082,",
+        "2020-12-14,16569783,301016,,recoveries",
+    ]
+    first = client.get("/results/api/covid/cumulative", params=params)
+    tag = first.headers["etag"]
+    again = client.get("/results/api/covid/cumulative", params=params, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.headers["cache-control"].startswith("private, max-age=60")
+    refused = client.get("/results/api/covid/cumulative", params={"from": "2020-05-02", "to": "2020-05-01"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "to"]
+    assert anonymous.get("/results/api/covid/cumulative").status_code == 401
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -364,6 +422,7 @@ def test_the_openapi_document_describes_every_endpoint_its_parameters_and_the_au
     document = anonymous.get("/results/openapi.json").json()
     assert set(document["paths"]) == {
         "/api/covid",
+        "/api/covid/cumulative",
         "/api/departments",
         "/api/departments/{department}",
         "/api/market/{region_id}",

@@ -16,6 +16,8 @@ from results_api.domain import (
     SortOrder,
     covid_changes,
     covid_csv,
+    cumulative_csv,
+    cumulative_totals,
     daily_changes,
     group_changes,
     period_label,
@@ -196,3 +198,35 @@ def test_types_without_the_figure_come_last_in_either_order():
     descending = rank_market_types(MARKET, MarketSort.MIN_SELL_PRICE, top=10, order=SortOrder.DESC)
     assert [t["type_id"] for t in ascending] == ["7", "34", "35", "36"]
     assert [t["type_id"] for t in descending] == ["35", "34", "7", "36"]
+
+
+# ---------------------------------------------------------------- cumulative totals
+
+
+def test_cumulative_totals_are_the_stored_rows_in_day_order_with_source_gaps_as_none():
+    # JHU's shape: recoveries reported, then back to 0 (reporting stopped), then 0 again
+    stored = days(date(2020, 12, 12), [(100, 5, 40), (130, 6, 45), (160, 8, 0), (190, 9, 0)])
+    rows = cumulative_totals(list(reversed(stored)), baseline=None)  # stored order does not matter
+    assert [(r.day.isoformat(), r.cases, r.deaths, r.recoveries, r.gaps) for r in rows] == [
+        ("2020-12-12", 100, 5, 40, ()),
+        ("2020-12-13", 130, 6, 45, ()),
+        ("2020-12-14", 160, 8, None, ("recoveries",)),
+        ("2020-12-15", 190, 9, None, ("recoveries",)),
+    ]
+
+
+def test_a_range_starting_inside_a_gap_still_shows_the_gap_from_the_day_before():
+    # the stored day before the range had 45 recoveries: the range's zeros are a gap
+    baseline = CumulativeDay(date(2020, 12, 13), 130, 6, 45)
+    rows = cumulative_totals(days(date(2020, 12, 14), [(160, 8, 0)]), baseline)
+    assert [(r.recoveries, r.gaps) for r in rows] == [(None, ("recoveries",))]
+    # the series' own leading zeros (nothing reported yet) are figures, not gaps
+    early = cumulative_totals(days(date(2020, 1, 22), [(1, 0, 0), (2, 0, 0)]), baseline=None)
+    assert [(r.deaths, r.recoveries, r.gaps) for r in early] == [(0, 0, ()), (0, 0, ())]
+
+
+def test_cumulative_csv_leaves_missing_figures_empty_and_names_the_gaps():
+    rows = cumulative_totals(days(date(2020, 12, 13), [(130, 6, 45), (160, 8, 0)]), baseline=None)
+    assert cumulative_csv(rows) == (
+        "day,cases,deaths,recoveries,gaps\n2020-12-13,130,6,45,\n2020-12-14,160,8,,recoveries\n"
+    )
