@@ -9,9 +9,10 @@ Operators' page (reads, writes, params with examples, failures, re-runs): `docs/
 -> `create_raw_table` / `create_target_table` (Athena DDL, IF NOT EXISTS)
 -> `register_raw_partitions` (Glue catalog API: exactly the arrival-hour partitions the
    run reads; no crawler, so a run costs what its range holds, not what history holds)
--> per chunk, mapped, pool `traffic_chunk_writer` (one slot): `write_chunk` (one task
-   attempt stops leftover writes, clears the chunk's event-hour partitions, runs Athena
-   INSERT INTO deferred, registers what it wrote; a failed attempt leaves them empty)
+-> per chunk, mapped, in parallel in pool `athena`: `write_chunk` (one task attempt takes
+   leases on the chunk's event hours, so writers of overlapping hours take turns; stops
+   leftover writes, runs Athena INSERT INTO deferred, then retires the old files; a failed
+   attempt keeps the old rows. With `measuring_points`, only those points' rows change)
 -> `count_rows` -> `log_summary` (rows per event day).
 
 A scheduled run processes the event day of its data interval; a backfill
@@ -35,6 +36,7 @@ from pipelines.config import ATHENA_RESULTS_TEMPLATE, DATA_LAKE_BUCKET_TEMPLATE
 from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
 from pipelines.errors import fails_fast
+from pipelines.traffic.chunks import LARGEST_POINT, MAX_MEASURING_POINTS
 from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
 from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES
 
@@ -83,7 +85,11 @@ def iso_moment_param(description: str) -> Param:
         "start": iso_moment_param("Event time from: ISO date (midnight UTC) or date-time; with end"),
         "end": iso_moment_param("Event time to (exclusive): ISO date (midnight UTC) or date-time"),
         "measuring_points": Param(
-            None, type=["null", "array"], items={"type": "integer"}, description="unieke_id filter"
+            None,
+            type=["null", "array"],
+            items={"type": "integer", "minimum": 0, "maximum": LARGEST_POINT},
+            maxItems=MAX_MEASURING_POINTS,
+            description="unieke_id filter: only these points' rows are rewritten, every other row stays",
         ),
         "max_lateness_minutes": Param(120, type="integer", minimum=0, maximum=1440),
         "delivery_margin_minutes": Param(
@@ -102,10 +108,11 @@ def iso_moment_param(description: str) -> Param:
 def traffic_repartition():
     @task
     @fails_fast  # a range that makes no sense fails at once, naming the param
-    def plan_chunks(params=None, data_interval_start=None, data_interval_end=None) -> dict:
+    def plan_chunks(params=None, data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
         from pipelines.traffic.steps import plan
 
-        return plan(params, data_interval_start, data_interval_end)
+        # run_after: a manual run without a logical date (REST API, CLI) processes the day before it
+        return plan(params, data_interval_start, data_interval_end, dag_run.run_after if dag_run else None)
 
     @task
     def chunk_list(planned: dict) -> list[dict]:

@@ -46,15 +46,31 @@ def ceil_hour(moment: datetime) -> datetime:
     return floored if floored == moment.astimezone(UTC) else floored + HOUR
 
 
+def last_complete_day(run_after: datetime) -> tuple[datetime, datetime]:
+    """The last whole UTC day before ``run_after``: [its midnight - 1 day, its midnight)."""
+    midnight = datetime.fromtimestamp(run_after.timestamp(), UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return midnight - timedelta(days=1), midnight
+
+
 def resolve_range(
-    start: str | None, end: str | None, interval_start: datetime | None, interval_end: datetime | None
+    start: str | None,
+    end: str | None,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    run_after: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    """The event-time range of a run: params ``start``/``end`` if given, else the data interval."""
+    """The event-time range of a run: params ``start``/``end`` if given, else the data interval,
+    else (a manual run created with ``logical_date: null``, as the REST API and CLI do, has no
+    data interval) the last complete day before the run's ``run_after``."""
     if bool(start) != bool(end):
         raise RangeError("params start and end go together: give both or neither")
     if start and end:
         begin, finish = parse_time(start, "start"), parse_time(end, "end")
     else:
+        if (interval_start is None or interval_end is None) and run_after is not None:
+            interval_start, interval_end = last_complete_day(run_after)
         if interval_start is None or interval_end is None:
             raise RangeError("no start/end params and no data interval: trigger with start and end")
         # Airflow hands over pendulum datetimes, whose arithmetic differs from datetime's
@@ -144,6 +160,29 @@ def arrival_hours(chunks: list[dict[str, Any]]) -> list[datetime]:
     return sorted(hours)
 
 
+# unieke_id is read as an Athena integer (32 bits): a larger id can match nothing.
+LARGEST_POINT = 2**31 - 1
+# Bounds the param (its JSON schema maxItems): 10-digit ids, twice in the query (the points
+# read and the stored rows kept), stay far below Athena's query size limit.
+MAX_MEASURING_POINTS = 2000
+
+
+def checked_points(measuring_points: list[Any] | None) -> list[int]:
+    """The measuring points as integers, each once, sorted; a bad list is refused naming the param."""
+    points = []
+    for value in measuring_points or []:
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+            raise RangeError(f"param measuring_points: {value!r} is not a unieke_id (a whole number >= 0)")
+        if int(value) > LARGEST_POINT:
+            raise RangeError(f"param measuring_points: {value} is larger than any unieke_id ({LARGEST_POINT})")
+        points.append(int(value))
+    if len(points) > MAX_MEASURING_POINTS:
+        raise RangeError(
+            f"param measuring_points: {len(points)} points; at most {MAX_MEASURING_POINTS} per run"
+        )
+    return sorted(set(points))
+
+
 def sql_parameters(
     chunk: Chunk, max_lateness: timedelta, measuring_points: list[int] | None
 ) -> dict[str, Any]:
@@ -159,7 +198,9 @@ def sql_parameters(
         "arrival_from": arrival_key(read_from),
         "arrival_to": arrival_key(read_to - HOUR),
         "arrival_days": hour_ranges_by_day(read_from, read_to - HOUR),
-        "measuring_points": [int(p) for p in measuring_points or []],
+        # the chunk's own event hours, per day (a filtered run reads the stored rows it keeps)
+        "event_days": target_hour_ranges(chunk.start, chunk.end),
+        "measuring_points": checked_points(measuring_points),
     }
 
 
