@@ -137,6 +137,85 @@ def test_an_empty_recovered_cell_counts_as_zero():
     assert isinstance(frame, pd.DataFrame)
 
 
+# Ten billion (more people than live on Earth) is the most a count may be; written out here
+# rather than imported, so that the test states the rule independently of the code.
+TOO_MANY = "10000000001"
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ("2020-01-26,1e300,0", "cases"),  # used to be stored as -9223372036854775808
+        ("2020-01-26,9223372036854775808,0", "cases"),  # 2**63: one past int64, same wrap
+        ("2020-01-26,18446744073709551617,0", "cases"),  # past uint64 too
+        (f"2020-01-26,{TOO_MANY},0", "cases"),
+        (f"2020-01-26,5,{TOO_MANY}", "deaths"),
+        ("2020-01-26,5,1e300", "deaths"),
+    ],
+)
+def test_numbers_no_count_can_be_are_refused_naming_file_row_and_column(line, column):
+    with pytest.raises(SourceValidationError) as error:
+        parse_cases(_replace(NYT, 7, line), "nyt.csv")
+    assert str(error.value) == (
+        f"nyt.csv, row 7, column '{column}': "
+        "more than 10,000,000,000 (more people than live on Earth): not a count"
+    )
+
+
+def test_an_implausible_recovered_count_is_refused_naming_its_row():
+    header, *rows = lines(JHU)
+    first = rows[0].split(",")  # Date,Country/Region,Province/State,Confirmed,Recovered,Deaths
+    first[4] = "9223372036854775808"
+    with pytest.raises(SourceValidationError) as error:
+        parse_recoveries(join([header, ",".join(first), *rows[1:]]), "jhu.csv")
+    assert str(error.value).startswith("jhu.csv, row 2, column 'Recovered': more than 10,000,000,000")
+
+
+def test_the_largest_plausible_count_is_stored_exactly():
+    frame = parse_cases(b"date,cases,deaths\n2020-01-01,10000000000,9999999999\n", "nyt.csv")
+    assert frame.to_dict("records") == [{"date": "2020-01-01", "cases": 10_000_000_000, "deaths": 9_999_999_999}]
+
+
+def test_a_cumulative_count_that_jumps_absurdly_is_refused_naming_its_row():
+    # 10,000,000 a day above the highest earlier value is the most a series may rise
+    ok = b"date,cases,deaths\n2020-01-01,5000,1\n2020-01-02,10005000,1\n2020-01-05,40005000,1\n"
+    assert parse_cases(ok, "c.csv")["cases"].tolist() == [5_000, 10_005_000, 40_005_000]  # 3 days: 30M
+    jump = b"date,cases,deaths\n2020-01-01,5000,1\n2020-01-02,10005001,1\n"
+    with pytest.raises(SourceValidationError) as error:
+        parse_cases(jump, "c.csv")
+    assert str(error.value) == (
+        "c.csv, row 3, column 'cases': rises more than 10,000,000 a day above every earlier "
+        "date's value (not plausible for a cumulative count)"
+    )
+    # the rows are judged in date order, whatever their order in the file
+    unordered = b"date,cases,deaths\n2020-01-03,1,30000000\n2020-01-01,1,0\n2020-01-02,1,10000000\n"
+    with pytest.raises(SourceValidationError, match=r"c.csv, row 2, column 'deaths': rises"):
+        parse_cases(unordered, "c.csv")
+
+
+def test_dips_and_gaps_of_a_cumulative_count_are_not_refused():
+    # a correction lowers a total; a gap reads 0; the return to the earlier level is no jump
+    data = (
+        b"date,cases,deaths\n2021-01-01,80000000,900000\n2021-01-02,79976001,899000\n"
+        b"2021-01-03,0,0\n2021-01-04,80100000,901000\n"
+    )
+    assert parse_cases(data, "c.csv")["cases"].tolist() == [80_000_000, 79_976_001, 0, 80_100_000]
+    # the real JHU file: US recoveries fall from 6,298,082 to 0 on 2020-12-14 and stay there
+    recoveries = parse_recoveries(JHU, "jhu.csv").set_index("date")["recoveries"]
+    assert recoveries.max() == 6_298_082 and recoveries.loc["2020-12-14"] == 0
+
+
+def test_a_source_is_named_without_its_userinfo_or_query():
+    bad = _replace(NYT, 7, "2020-01-26,-3,0")
+    with pytest.raises(SourceValidationError) as error:
+        parse_cases(bad, "https://user:s3cr3t@evil.com/x?token=abc")
+    assert str(error.value) == (
+        "https://[redacted]@evil.com/x?[redacted], row 7, column 'cases': not a non-negative integer"
+    )
+    both = SourceValidationError("https://u:s3cr3t@a/x + s3://b/covid/y?token=abc", "no date in common")
+    assert str(both) == "https://[redacted]@a/x + s3://b/covid/y?[redacted]: no date in common"
+
+
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
 ENVIRON_LIKE = (
     f"PATH=/usr/bin\0AWS_SECRET_ACCESS_KEY={SECRET}\0AIRFLOW__API_AUTH__JWT_SECRET={SECRET}\0HOME=/root\0"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from pipelines.redaction import redact_url
 from pipelines.sources import (
     ALLOW_LOCAL_ENV,
+    DEFAULT_ALLOWED_PREFIXES,
     SourcePolicy,
     SourceRefused,
     SourceUnavailable,
     fetch,
     local_sources_allowed,
+    parse_prefixes,
 )
 
 BUCKET = "pipelines-data-lake"
@@ -20,7 +23,7 @@ CSV = b"date,cases,deaths\n2020-01-21,1,0\n"
 
 
 def policy(**overrides) -> SourcePolicy:
-    settings = {"allowed_hosts": frozenset({"raw.githubusercontent.com"}), "s3_bucket": BUCKET}
+    settings = {"allowed_prefixes": DEFAULT_ALLOWED_PREFIXES, "s3_bucket": BUCKET}
     return SourcePolicy(**{**settings, **overrides})
 
 
@@ -43,10 +46,10 @@ def transport(routes) -> tuple[httpx.MockTransport, Recorder]:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("https://evil.example.com/us.csv", "host 'evil.example.com' is not allowed"),
+        ("https://evil.example.com/us.csv", "evil.example.com/us.csv is not under an allowed prefix"),
         ("http://raw.githubusercontent.com/us.csv", "scheme 'http' is not allowed"),
-        ("https://169.254.169.254/latest/meta-data/", "host '169.254.169.254' is not allowed"),
-        ("https://raw.githubusercontent.com.evil.example/us.csv", "is not allowed"),
+        ("https://169.254.169.254/latest/meta-data/", "169.254.169.254/latest/meta-data/ is not under"),
+        ("https://raw.githubusercontent.com.evil.example/nytimes/covid-19-data/us.csv", "is not under"),
         ("https://user:pw@raw.githubusercontent.com/us.csv", "credentials in the URL are not allowed"),
         ("s3://another-bucket/covid/us.csv", f"only objects under s3://{BUCKET}/covid/ are allowed"),
         (f"s3://{BUCKET}/market/raw/x.json", f"only objects under s3://{BUCKET}/covid/"),
@@ -62,6 +65,135 @@ def test_urls_outside_the_allow_list_are_refused_before_any_request(url, reason)
     assert reason in str(refused.value)
     assert recorder.requested == []
     assert "pw" not in str(refused.value)
+
+
+RAW = "https://raw.githubusercontent.com"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        # the raw host serves every GitHub user's files: the host alone is not enough
+        (f"{RAW}/attacker/covid-19-data/master/us.csv", "is not under an allowed prefix"),
+        (f"{RAW}/nytimes/covid-19-data-evil/master/us.csv", "is not under an allowed prefix"),
+        (f"{RAW}/nytimes/us.csv", "is not under an allowed prefix"),
+        # a path that starts inside a prefix but climbs out of it
+        (f"{RAW}/nytimes/covid-19-data/../../attacker/x/us.csv", "a '.' or '..' segment in the path"),
+        (f"{RAW}/nytimes/covid-19-data/./us.csv", "a '.' or '..' segment in the path"),
+        (f"{RAW}/nytimes/covid-19-data/%2e%2e/%2E%2E/attacker/x/us.csv", "a percent-encoded"),
+        (f"{RAW}/nytimes/covid-19-data%2F..%2F..%2Fattacker/x/us.csv", "a percent-encoded"),
+        (f"{RAW}/nytimes/covid-19-data/%252e%252e/x.csv", "a percent-encoded"),
+        (f"{RAW}/nytimes/covid-19-data/..%5c..%5cattacker/us.csv", "a percent-encoded"),
+        (f"{RAW}/nytimes/covid-19-data/..\\..\\attacker/us.csv", "a backslash in the path"),
+        (f"{RAW}:8443/nytimes/covid-19-data/master/us.csv", "port 8443 is not allowed"),
+        (f"s3://{BUCKET}/covid/../market/raw/x.json", "a '.' or '..' segment in the path"),
+    ],
+)
+def test_the_allow_list_is_host_and_path_prefix_and_nothing_climbs_out(url, reason):
+    mock, recorder = transport(lambda request: httpx.Response(200, content=CSV))
+    with pytest.raises(SourceRefused) as refused:
+        fetch(url, policy(), transport=mock)
+    assert reason in str(refused.value)
+    assert recorder.requested == []
+
+
+def test_both_default_sources_are_under_the_default_prefixes():
+    from dags.covid_daily import JHU_COMBINED_CSV, NYT_US_CSV
+
+    for url in (NYT_US_CSV, JHU_COMBINED_CSV):
+        mock, recorder = transport(lambda request: httpx.Response(200, content=CSV))
+        assert fetch(url, policy(), transport=mock) == CSV
+        assert recorder.requested == [url]
+
+
+def test_the_prefix_variable_is_parsed_strictly():
+    assert parse_prefixes(",".join(DEFAULT_ALLOWED_PREFIXES)) == DEFAULT_ALLOWED_PREFIXES
+    # a missing trailing "/" is added: ".../covid-19-data" must not allow ".../covid-19-data-evil"
+    assert parse_prefixes(" https://Data.Example.org/covid , raw.githubusercontent.com/me/x/ ") == (
+        "data.example.org/covid/",
+        "raw.githubusercontent.com/me/x/",
+    )
+    for bad in ("raw.githubusercontent.com", "raw.githubusercontent.com/", "host/a/../b/", "user@host/x/"):
+        with pytest.raises(ValueError, match="covid_source_prefixes"):
+            parse_prefixes(bad)
+
+
+def test_a_redirect_out_of_the_prefix_on_the_same_host_is_not_followed():
+    def routes(request):
+        if request.url.path.startswith("/nytimes/"):
+            return httpx.Response(302, headers={"Location": "/attacker/repo/main/us.csv"})
+        return httpx.Response(200, content=b"attacker's numbers")
+
+    mock, recorder = transport(routes)
+    with pytest.raises(SourceRefused, match="redirected, and then .* is not under an allowed prefix"):
+        fetch(NYT, policy(), transport=mock)
+    assert recorder.requested == [NYT]
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../../../attacker/repo/main/us.csv",  # urljoin resolves it: outside every prefix
+        f"{RAW}/nytimes/covid-19-data/../../attacker/repo/us.csv",  # kept as is: refused
+        f"{RAW}/nytimes/covid-19-data/%2e%2e/%2e%2e/attacker/repo/us.csv",
+    ],
+)
+def test_a_redirect_that_climbs_out_of_the_prefix_is_not_followed(location):
+    mock, recorder = transport(lambda request: httpx.Response(302, headers={"Location": location}))
+    with pytest.raises(SourceRefused, match="redirected, and then"):
+        fetch(NYT, policy(), transport=mock)
+    assert recorder.requested == [NYT]
+
+
+SECRET_URL = "https://user:s3cr3t@evil.com/x?token=abc"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        SECRET_URL,
+        "https://user:s3cr3t@raw.githubusercontent.com/nytimes/covid-19-data/us.csv?token=abc",
+        "ftp://user:s3cr3t@evil.com/x?token=abc",
+        "s3://another-bucket/covid/us.csv?token=abc#s3cr3t",
+    ],
+)
+def test_a_refused_url_is_quoted_without_userinfo_or_query(url):
+    mock, _ = transport(lambda request: httpx.Response(200, content=CSV))
+    with pytest.raises(SourceRefused) as refused:
+        fetch(url, policy(), transport=mock)
+    message = str(refused.value)
+    assert "s3cr3t" not in message and "abc" not in message and "user:" not in message
+    assert "[redacted]" in message
+
+
+def test_an_unavailable_source_is_quoted_without_its_query():
+    mock, _ = transport(lambda request: httpx.Response(404))
+    with pytest.raises(SourceUnavailable) as error:
+        fetch(NYT + "?token=abc", policy(), transport=mock)
+    assert str(error.value) == f"{NYT}?[redacted]: HTTP 404"
+
+
+def test_redact_url_keeps_scheme_host_port_and_path_only():
+    # expected values written by hand
+    assert redact_url(SECRET_URL) == "https://[redacted]@evil.com/x?[redacted]"
+    assert redact_url("https://evil.com:8443/a/b.csv#frag") == "https://evil.com:8443/a/b.csv#[redacted]"
+    assert redact_url("https://tok@[::1]:9/x") == "https://[redacted]@[::1]:9/x"
+    assert redact_url(NYT) == NYT
+    assert redact_url("/tmp/us.csv") == "/tmp/us.csv"
+    assert redact_url("https://h:notaport/x") == "(an unparseable URL, not shown)"
+
+
+def test_a_credentialed_source_never_reaches_the_log_alert_or_sns(airflow_db, aws, mailbox, capfd, caplog):
+    from tests.covid.test_covid_daily_dag import messages, run, table
+
+    result = run({"cases_url": SECRET_URL})
+    assert result.state == "failed" and table(aws) == {}
+    [failure] = messages(aws)
+    mails = [mail.subject + mail.text for mail in mailbox.wait_for(1)]
+    out, err = capfd.readouterr()
+    assert "evil.com" in failure["message"] and "evil.com" in mails[0]  # the refusal is reported ...
+    for text in (failure["message"], *mails, out + err + caplog.text):
+        assert "s3cr3t" not in text and "token=abc" not in text  # ... without its secrets
 
 
 def test_an_allowed_host_is_fetched():

@@ -7,6 +7,23 @@ Errors never quote what the file contains beyond plausible column names: a sourc
 chosen by whoever triggers a run, and the error travels to the log, the alert e-mail and
 SNS. A file that is not what it should be (say ``/proc/self/environ``) must not be read
 back to the trigger user through them; file, row and column are enough to find the cell.
+The source itself is named through ``pipelines.redaction.redact_url`` (no userinfo, no
+query string).
+
+What a count may be (``_counts``, ``_plausible_rises``), so that nothing the table cannot
+hold, or no count of people can be, is ever stored:
+
+* a non-negative whole number (``2.5``, ``-3``, ``nan``, text: refused);
+* at most ``MAX_PLAUSIBLE_COUNT`` (10,000,000,000: more people than live on Earth, and far
+  inside both int64 and DynamoDB's 38-digit numbers). ``1e300`` or
+  ``9223372036854775808`` used to wrap to ``-9223372036854775808`` on the way to int64;
+* a cumulative series may rise above the highest value of every earlier date by at most
+  ``MAX_DAILY_RISE`` (10,000,000) per day elapsed since the previous row (the US never
+  added more than about 1.4 million cases in a day). Falls are *not* refused here:
+  upstream corrections lower cumulative counts, and JHU stopped reporting US recoveries
+  (0 from 2020-12-14 on); the removal guard of ``plan`` weighs how much a run lowers.
+
+Each refusal names the file, the row and the column (never the cell's value).
 """
 
 from __future__ import annotations
@@ -18,6 +35,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.errors import BadInput
+from pipelines.redaction import redact_url
 
 CASES_COLUMNS = ("date", "cases", "deaths")
 RECOVERIES_COLUMNS = ("Date", "Country/Region", "Recovered")
@@ -34,6 +52,7 @@ class SourceValidationError(BadInput):
     """A source file is not what the pipeline expects; nothing has been written."""
 
     def __init__(self, source: str, problem: str, row: int | None = None, column: str | None = None):
+        source = _source_name(source)
         where = source
         if row is not None:
             where += f", row {row}"
@@ -41,6 +60,11 @@ class SourceValidationError(BadInput):
             where += f", column {column!r}"
         super().__init__(f"{where}: {problem}")
         self.source, self.row, self.column = source, row, column
+
+
+def _source_name(source: str) -> str:
+    """The source as a message may quote it: each URL redacted (``a + b`` names both sources)."""
+    return " + ".join(redact_url(part) for part in str(source).split(" + "))
 
 
 def describe_header(columns: list[str], required: tuple[str, ...]) -> str:
@@ -100,14 +124,51 @@ def _dates(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     return parsed.dt.strftime("%Y-%m-%d")
 
 
+MAX_PLAUSIBLE_COUNT = 10_000_000_000
+MAX_DAILY_RISE = 10_000_000
+
+
 def _counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     values = frame[column].str.strip()
-    numeric = pd.to_numeric(values, errors="coerce")
+    # float64 whatever pandas infers (int64, uint64 past 2**63, object for a mix): exact for
+    # every whole number up to 2**53, far above the ceiling, and ordered for any larger one
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = frame[numeric.isna() | (numeric % 1 != 0) | (numeric < 0)]
     if not bad.empty:
         first = bad.iloc[0]
         raise SourceValidationError(source, "not a non-negative integer", int(first["__row"]), column)
+    too_large = frame[numeric > MAX_PLAUSIBLE_COUNT]
+    if not too_large.empty:
+        raise SourceValidationError(
+            source,
+            f"more than {MAX_PLAUSIBLE_COUNT:,} (more people than live on Earth): not a count",
+            int(too_large.iloc[0]["__row"]),
+            column,
+        )
     return numeric.astype("int64")
+
+
+def _plausible_rises(frame: pd.DataFrame, columns: dict[str, str], source: str) -> None:
+    """Refuse a cumulative count that jumps absurdly above every earlier date's value.
+
+    ``columns`` maps the frame's count columns to the file's names (for the message). The
+    bound is against the running maximum, not the previous row, so a day that dips (a
+    correction, a gap reported as 0) and the return to the earlier level are both fine.
+    """
+    ordered = frame.sort_values("date")
+    days = pd.to_datetime(ordered["date"]).diff().dt.days
+    for name, file_column in columns.items():
+        values = ordered[name].astype("float64")
+        allowed = values.cummax().shift(1) + MAX_DAILY_RISE * days
+        jumped = ordered[values > allowed]  # the first row compares with NaN: never refused
+        if not jumped.empty:
+            raise SourceValidationError(
+                source,
+                f"rises more than {MAX_DAILY_RISE:,} a day above every earlier date's value "
+                "(not plausible for a cumulative count)",
+                int(jumped.iloc[0]["__row"]),
+                file_column,
+            )
 
 
 def _unique_dates(frame: pd.DataFrame, source: str, column: str) -> None:
@@ -132,6 +193,7 @@ def parse_cases(data: bytes, source: str) -> pd.DataFrame:
         }
     )
     _unique_dates(result, source, "date")
+    _plausible_rises(result, {"cases": "cases", "deaths": "deaths"}, source)
     return result.drop(columns="__row").reset_index(drop=True)
 
 
@@ -152,6 +214,7 @@ def parse_recoveries(data: bytes, source: str) -> pd.DataFrame:
         }
     )
     _unique_dates(result, source, "Date")
+    _plausible_rises(result, {"recoveries": "Recovered"}, source)
     return result.drop(columns="__row").reset_index(drop=True)
 
 
