@@ -34,9 +34,10 @@ from datetime import datetime
 from airflow.sdk import Asset, Param, dag, task
 
 from pipelines.alerts import FailureEmailNotifier
+from pipelines.backfill import SNAPSHOT_RUN_TYPES
 from pipelines.config import data_lake_bucket
 from pipelines.covid.notifications import CovidFailureSnsNotifier
-from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
 from pipelines.errors import fails_fast
 
 NYT_US_CSV = "https://raw.githubusercontent.com/nytimes/covid-19-data/master/us.csv"
@@ -55,7 +56,12 @@ COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "on_failure_callback": [FailureEmailNotifier(), CovidFailureSnsNotifier()]},
+    # the sources serve only their current files: no backfill (pipelines.backfill)
+    allowed_run_types=SNAPSHOT_RUN_TYPES,
+    default_args={
+        **SNAPSHOT_DEFAULT_ARGS,
+        "on_failure_callback": [FailureEmailNotifier(), CovidFailureSnsNotifier()],
+    },
     tags=["covid", "dynamodb", "sns"],
     doc_md=__doc__,
     params={

@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.backfill import SNAPSHOT_RUN_TYPES
+from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
 from pipelines.errors import fails_fast
 
 SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
@@ -44,7 +45,9 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args=DEFAULT_ARGS,
+    # ESI serves only the current snapshot: no backfill (pipelines.backfill)
+    allowed_run_types=SNAPSHOT_RUN_TYPES,
+    default_args=SNAPSHOT_DEFAULT_ARGS,
     tags=["market", "esi", "dynamodb"],
     doc_md=__doc__,
     params={

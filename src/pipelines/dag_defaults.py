@@ -1,5 +1,5 @@
 """What every DAG of the project shares: owner, retries with backoff, timeout, failure alert,
-and the refusal of undeclared ``conf`` keys.
+and the refusal of undeclared ``conf`` keys (and, for the snapshot pipelines, of backfill runs).
 
 Use as ``@dag(..., default_args=DEFAULT_ARGS, doc_md=__doc__, tags=[...])``.
 """
@@ -29,6 +29,14 @@ def refuse_undeclared_conf(context: Any) -> None:
         raise AirflowFailException(message)
 
 
+def refuse_backfill_and_undeclared_conf(context: Any) -> None:
+    """``pre_execute`` of a snapshot pipeline's tasks: no backfill run (pipelines.backfill), no stray conf."""
+    from pipelines.backfill import refuse_backfill
+
+    refuse_backfill(context)
+    refuse_undeclared_conf(context)
+
+
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": 2,
@@ -39,3 +47,7 @@ DEFAULT_ARGS = {
     "on_failure_callback": [FailureEmailNotifier()],
     "pre_execute": refuse_undeclared_conf,
 }
+
+# market_orders and covid_daily: their source serves only its current state, so a backfill
+# run is refused (with allowed_run_types=SNAPSHOT_RUN_TYPES on the DAG; see pipelines.backfill).
+SNAPSHOT_DEFAULT_ARGS = {**DEFAULT_ARGS, "pre_execute": refuse_backfill_and_undeclared_conf}
