@@ -16,6 +16,9 @@ of a split region fails its attempt and its Airflow retry re-pins the new snapsh
 downloaded here; retried, re-pinning, if ESI replaces it again meanwhile)
 -> `aggregate` (validate every order, aggregate per `type_id` with buy and sell apart,
 streaming page by page)
+-> `name_types` (ESI's name for each type the region's stored items do not name yet, one
+`POST /universe/names/` per 1000 new types, none for known ones; names are stored on the
+items, so the results API serves them without asking ESI)
 -> `load` (the deletions planned first: more than `max_delete_share` of the region's
 stored types to delete fails the run before any write, unless `allow_large_delete`;
 then batched writes to `market_orders`, then the region's vanished types deleted).
@@ -132,13 +135,19 @@ def market_orders():
         return aggregate_pages(downloaded)
 
     @task
+    def name_types(aggregated: dict, params=None) -> dict:
+        from pipelines.market.names import name_types
+
+        return name_types(aggregated, int(params["concurrency"]))
+
+    @task
     @fails_fast  # a refused deletion share: a retry would refuse again
     def load(aggregated: dict, params=None) -> dict:
         from pipelines.market.steps import load
 
         return load(aggregated, float(params["max_delete_share"]), bool(params["allow_large_delete"]))
 
-    load(aggregate(combine(download_pages.expand(share=plan_download()))))
+    load(name_types(aggregate(combine(download_pages.expand(share=plan_download())))))
 
 
 market_orders()

@@ -15,6 +15,16 @@ every 300), ``malformed_pages`` (a page's body replaced, e.g. page 1 by ``[]``),
 ``omit_headers`` (e.g. ``{"X-Pages"}``, as a broken proxy may) and unknown regions
 answered 404. ``Expires`` is wall-clock time: when the snapshot served is replaced.
 
+``POST /universe/names/`` (also under ``/latest``) resolves type ids as ESI does
+(``[{"id", "name", "category": "inventory_type"}]``, at most 1000 ids, 400 otherwise),
+with the real names of ``eve_type_names.json`` beside this file (provenance in
+sample_data/market/PROVENANCE.md). The fake trades thousands of ids it has no real name
+for: by default it leaves those out of the answer (the client shows such a type by its
+id); ``strict_names=True`` answers 404 for the whole request instead, as ESI does for an
+id that is not valid. ``names_requests`` records the ids of each names request. The
+fault options apply to the market pages only; ``names_status`` (e.g. 503) answers every
+names request with that error instead.
+
     python -m devtools.fake_esi --port 8090 --pages 40 --latency 0.05
 """
 
@@ -29,11 +39,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 ORDERS_PER_PAGE = 1000
 TYPE_COUNT = 4000
 KNOWN_REGIONS = range(10_000_001, 10_000_070)
+TYPE_NAMES_FILE = Path(__file__).with_name("eve_type_names.json")
+NAMES_PER_REQUEST = 1000  # ESI's limit for POST /universe/names/
+
+
+def real_type_names() -> dict[int, str]:
+    """The real EVE type names the fake serves (``eve_type_names.json``)."""
+    return {int(k): v for k, v in json.loads(TYPE_NAMES_FILE.read_text())["names"].items()}
 
 
 class FakeEsi:
@@ -52,6 +70,8 @@ class FakeEsi:
         malformed_pages: dict[int, str] | None = None,
         snapshot_seconds: float | None = None,
         omit_headers: set[str] | frozenset[str] = frozenset(),
+        type_names: dict[int, str] | None = None,
+        strict_names: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.seed, self.pages, self.latency = seed, pages, latency
@@ -61,6 +81,10 @@ class FakeEsi:
         self.malformed_pages = malformed_pages or {}
         self.snapshot_seconds = snapshot_seconds
         self.omit_headers = set(omit_headers)
+        self.type_names = real_type_names() if type_names is None else dict(type_names)
+        self.strict_names = strict_names
+        self.names_status: int | None = None
+        self.names_requests: list[list[int]] = []  # the ids asked, request by request
         self.snapshot = 0  # snapshots replaced by request count (rollover_after) or by hand
         self.clock_start = float(math.floor(time.time()))  # whole seconds: HTTP dates have no fraction
         self.requests = 0
@@ -146,6 +170,9 @@ class FakeEsi:
 
             def do_GET(self):  # noqa: N802
                 fake.handle(self, head=False)
+
+            def do_POST(self):  # noqa: N802
+                fake.handle_names(self)
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
@@ -254,6 +281,37 @@ class FakeEsi:
         else:
             body = self._page_body(region, page, snapshot, order_type)
         self._send(handler, 200, body, headers, head, truncate=kind == "truncated")
+
+    def handle_names(self, handler) -> None:
+        """``POST /universe/names/``: the names of the type ids in the JSON body."""
+        parts = [p for p in urlparse(handler.path).path.split("/") if p and p != "latest"]
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if self.latency:
+            time.sleep(self.latency)
+        if parts != ["universe", "names"]:
+            return self._error(handler, 404, "Not found", False)
+        try:
+            ids = json.loads(body)
+        except ValueError:
+            return self._error(handler, 400, "body is not JSON", False)
+        if not isinstance(ids, list) or not ids or len(ids) > NAMES_PER_REQUEST:
+            return self._error(handler, 400, f"ids must be an array of 1 to {NAMES_PER_REQUEST} ids", False)
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return self._error(handler, 400, "every id must be an integer", False)
+        with self.lock:
+            self.names_requests.append(list(ids))
+            headers = self._limit_headers()
+        if self.names_status:
+            return self._error(handler, self.names_status, "names are unavailable", False)
+        unknown = [i for i in ids if i not in self.type_names]
+        if unknown and self.strict_names:
+            return self._error(handler, 404, "Ensure all IDs are valid before resolving.", False)
+        answer = [
+            {"category": "inventory_type", "id": i, "name": self.type_names[i]}
+            for i in dict.fromkeys(ids)
+            if i in self.type_names
+        ]
+        self._send(handler, 200, json.dumps(answer).encode(), headers, head=False)
 
 
 def main() -> None:

@@ -16,6 +16,10 @@
   split region is retried by Airflow on the new snapshot).
 * Each page goes to the sink as it arrives (the DAG writes it to S3): pages are never
   all held in memory.
+* Type names (``resolve_type_names``): ``POST /universe/names/`` with at most
+  ``NAMES_PER_REQUEST`` ids, the same retries and error budget. ESI answers 404 for the
+  whole request when any id is not valid, so a refused batch is split and its parts asked
+  again until the ids it cannot name are isolated; those come back as unknown.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ ERROR_LIMIT_MARGIN = 5
 MAX_SNAPSHOT_RESTARTS = 3
 MAX_PIN_WAITS = 3
 LONGEST_SNAPSHOT_WAIT = 330.0  # ESI replaces its market snapshot every 300 s
+NAMES_PER_REQUEST = 1000  # ESI's limit for POST /universe/names/
+# A refused batch is asked again in this many parts: few rounds when most ids are invalid,
+# few requests when one is (ESI counts every 404 against the error budget).
+NAMES_SPLIT = 16
+TYPE_CATEGORY = "inventory_type"  # /universe/names/ also resolves characters, stations, ...
 
 
 class EsiError(RuntimeError):
@@ -158,6 +167,70 @@ class EsiClient:
                 response.raise_for_status()
                 _ = response.content  # a truncated body raises here, inside the retry
         return response
+
+    async def _post_names(self, client: httpx.AsyncClient, ids: list[int]) -> list[dict] | None:
+        """ESI's answer for one batch of ids; None when ESI refuses it (404: some id invalid)."""
+        url = f"{self.base_url}/latest/universe/names/"
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            wait=_wait,
+            stop=stop_after_attempt(self.attempts),
+            reraise=True,
+        ):
+            with attempt:
+                await self.budget.wait_if_low()
+                response = await client.post(url, json=ids)
+                self.budget.update(response)
+                if response.status_code in RETRY_STATUSES:
+                    raise RetryableResponse(response)
+                if response.status_code == 404:
+                    return None
+                response.raise_for_status()
+                answer = response.json()
+        if not isinstance(answer, list):
+            raise SuspectAnswerError(f"/universe/names/ answered {type(answer).__name__}, expected a list")
+        return answer
+
+    async def resolve_type_names(self, type_ids: Iterable[int]) -> tuple[dict[int, str], set[int]]:
+        """The names ESI gives the type ids, and the ids it cannot name (invalid, or not a type).
+
+        Batches of at most NAMES_PER_REQUEST, at most ``concurrency`` requests in flight.
+        """
+        wanted = sorted(set(type_ids))
+        names: dict[int, str] = {}
+        unknown: set[int] = set()
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def resolve(client: httpx.AsyncClient, batch: list[int]) -> None:
+            async with semaphore:
+                answer = await self._post_names(client, batch)
+            if answer is None:
+                if len(batch) == 1:
+                    unknown.add(batch[0])
+                    return
+                size = -(-len(batch) // NAMES_SPLIT)  # ceil: at most NAMES_SPLIT parts
+                await asyncio.gather(
+                    *(resolve(client, batch[i : i + size]) for i in range(0, len(batch), size))
+                )
+                return
+            asked = set(batch)
+            for entry in answer:
+                if (
+                    isinstance(entry, dict)
+                    and entry.get("id") in asked
+                    and entry.get("category") == TYPE_CATEGORY
+                ):
+                    names[int(entry["id"])] = str(entry["name"])
+            unknown.update(asked - names.keys())  # left out of the answer, or not a type
+
+        async with self._http() as client:
+            await asyncio.gather(
+                *(
+                    resolve(client, wanted[i : i + NAMES_PER_REQUEST])
+                    for i in range(0, len(wanted), NAMES_PER_REQUEST)
+                )
+            )
+        return names, unknown
 
     def _http(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
