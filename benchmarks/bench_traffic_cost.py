@@ -40,6 +40,7 @@ from infra.provision import provision  # noqa: E402
 from localaws import LocalAWS  # noqa: E402
 from pipelines.traffic import lake  # noqa: E402
 from pipelines.traffic.steps import plan, render_insert_sql  # noqa: E402
+from pipelines.traffic.writes import ChunkWrite  # noqa: E402
 
 BUCKET = "pipelines-data-lake"
 RESULTS = {"OutputLocation": f"s3://{BUCKET}/athena-results/"}
@@ -78,11 +79,12 @@ def daily_run(stack, start: datetime, end: datetime) -> dict[str, int]:
     planned = plan({"start": start.isoformat(), "end": end.isoformat()}, None, None)
     lake.register_raw_partitions(planned["chunks"], BUCKET, glue)
     scanned, queries, listed = 0, 0, 0
-    for chunk in planned["chunks"]:  # as WriteChunkOperator: stop leftovers, clear, INSERT, register
-        lake.stop_unfinished_writes(athena, "primary")
-        lake.clear_target_partitions(chunk, BUCKET, glue, s3)
+    for chunk in planned["chunks"]:  # as WriteChunkOperator: leases, leftovers, INSERT, retire, register
+        write = ChunkWrite(chunk, BUCKET, "bench", glue=glue, s3=s3, dynamodb=stack.client("dynamodb"),
+                           athena=athena)  # fmt: skip
+        write.prepare()
         scanned += athena_run(athena, render_insert_sql(chunk))
-        lake.register_target_partitions(chunk, BUCKET, glue, s3)
+        write.commit()
         days = {
             datetime.fromtimestamp(epoch, UTC).date()
             for epoch in range(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"], 3600)

@@ -21,10 +21,14 @@ and dev). At most Variable `covid_source_max_bytes` bytes (default 50 MB) per fi
 Variables `covid_cases_url` / `covid_recoveries_url`, when set, replace the params'
 defaults; a URL given when triggering always wins.
 
-Shrink guard: a plan that deletes more than 5% of the table's rows, or lowers the highest
-cumulative cases, deaths or recoveries by more than 5%, fails `plan` with the counts and
-writes nothing; trigger with `allow_shrink: true` when the sources really shrank.
-A rerun over unchanged sources writes nothing.
+Removal guard (the same in every pipeline, `pipelines.guard`): a plan that deletes, or
+lowers by more than the share, more than `max_removal_share` (5%) of the table's rows
+(3 rows are always allowed), or lowers the highest cumulative cases, deaths or recoveries
+by more than that share, fails `plan` with the counts and writes nothing; trigger with
+`allow_large_removal: true` when the sources really shrank (the override is logged and
+named in the success message). A plan is refused by `load` when another run has loaded
+the table since it was computed (a cleared `load` of an older run). A rerun over
+unchanged sources writes nothing.
 """
 
 from __future__ import annotations
@@ -69,11 +73,18 @@ COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
         "recoveries_url": Param(
             JHU_COMBINED_CSV, type="string", pattern=SOURCE_PATTERN, description="JHU combined time series"
         ),
-        "allow_shrink": Param(
+        "allow_large_removal": Param(
             False,
             type="boolean",
-            description="Apply a plan even if it deletes or lowers more than 5% of covid_stats "
-            "(only when the sources really shrank)",
+            description="Apply a plan even if it deletes or lowers more than max_removal_share of "
+            "covid_stats (only when the sources really shrank); logged in the run",
+        ),
+        "max_removal_share": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Largest share of covid_stats' rows one run may delete or lower (3 rows always may)",
         ),
     },
 )
@@ -88,19 +99,22 @@ def covid_daily():
         return steps.extract(cases_url, recoveries_url, data_lake_bucket(), run_id)
 
     @task
-    @fails_fast  # a refused shrink: the same sources give the same plan
+    @fails_fast  # a refused removal: the same sources give the same plan
     def plan(extracted: dict, params=None, run_id=None) -> dict:
         from pipelines.covid import steps
 
         return steps.plan(
-            extracted["merged_uri"], data_lake_bucket(), run_id, allow_shrink=params["allow_shrink"]
-        )
+            extracted["merged_uri"], data_lake_bucket(), run_id,
+            allow_large_removal=bool(params["allow_large_removal"]),
+            max_removal_share=float(params["max_removal_share"]),
+        )  # fmt: skip
 
     @task(outlets=[COVID_STATS])
-    def load(planned: dict) -> dict:
+    @fails_fast  # a stale plan stays stale; a failed write is retried
+    def load(planned: dict, run_id=None, dag_run=None) -> dict:
         from pipelines.covid import steps
 
-        return steps.load(planned["changes_uri"])
+        return steps.load(planned["changes_uri"], run_id, dag_run.run_after.isoformat())
 
     @task
     def notify_success(extracted: dict, planned: dict, loaded: dict) -> None:

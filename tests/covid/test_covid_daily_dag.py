@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clearing import clear_and_resume
 from tests.conftest import load_dag, run_dag, task_states
 from tests.covid.test_domain import DATA, JHU, NYT, join, lines
 
@@ -142,12 +143,16 @@ def test_params_are_validated_at_trigger_time():
     for bad in ("not a url: has spaces", "http://example.com/us.csv", "relative/us.csv", "ftp://h/us.csv"):
         with pytest.raises(ParamValidationError, match="does not match"):
             params.get_param("cases_url").resolve(bad)
-    assert params.get_param("allow_shrink").resolve() is False
+    assert params.get_param("allow_large_removal").resolve() is False
     with pytest.raises(ParamValidationError):
-        params.get_param("allow_shrink").resolve("yes")
+        params.get_param("allow_large_removal").resolve("yes")
+    assert params.get_param("max_removal_share").resolve() == 0.05
+    for bad in (-0.1, 1.5, "a lot"):
+        with pytest.raises(ParamValidationError):
+            params.get_param("max_removal_share").resolve(bad)
 
 
-def test_a_truncated_source_is_refused_unless_the_run_allows_the_shrink(airflow_db, aws, sources):
+def test_a_truncated_source_is_refused_unless_the_run_allows_a_large_removal(airflow_db, aws, sources):
     assert run(sources()).state == "success"
     loaded = table(aws)
     truncated = join(lines(NYT)[:31])  # the header and 30 days, as a cut-off download gives
@@ -158,12 +163,74 @@ def test_a_truncated_source_is_refused_unless_the_run_allows_the_shrink(airflow_
     failure = messages(aws)[-1]
     assert failure["subject"] == "COVID data refresh FAILED (plan)"
     assert "Nothing was written to covid_stats" in failure["message"]
-    assert "it would delete 391 of the table's 420 rows (93.1%; limit 5.0%)" in failure["message"]
-    assert "trigger a run with allow_shrink=true" in failure["message"]
+    # 420 - 29 dates left = 391 deleted; limit max(3, floor(5% x 420) = 21) = 21
+    assert (
+        "covid_stats: this run would remove or lower 391 of the 420 stored rows (93.1%: 391 deleted; "
+        "e.g. 2020-02-20, 2020-02-21" in failure["message"]
+    )
+    assert "the limit is 21 rows (max_removal_share 5.0% of 420, and at least 3)" in failure["message"]
+    assert 'trigger the run again with {"allow_large_removal": true}' in failure["message"]
 
-    assert run({**sources(cases=truncated), "allow_shrink": True}).state == "success"
+    assert run({**sources(cases=truncated), "allow_large_removal": True}).state == "success"
     assert len(table(aws)) == 29
-    assert "Deleted: 391" in messages(aws)[-1]["message"]
+    body = messages(aws)[-1]["message"]
+    assert "Deleted: 391" in body
+    assert "Override: allow_large_removal=true let this run through: covid_stats: this run would" in body
+
+
+def _zeroed(days: range) -> bytes:
+    """NYT's file with the cases and deaths of ``days`` (line numbers) rewritten to zero."""
+    rows = lines(NYT)
+    for index in days:
+        rows[index] = rows[index].split(",")[0] + ",0,0"
+    return join(rows)
+
+
+def test_days_rewritten_to_zero_count_against_the_limit_even_without_deletes(airflow_db, aws, sources):
+    assert run(sources()).state == "success"
+    loaded = table(aws)
+    # 29 of the 30 days 2020-04-30 .. 2020-05-29 (lines 102-131 of the file) zeroed; the highest totals untouched
+    result = run(sources(cases=_zeroed(range(101, 130))))
+    assert result.state == "failed" and task_states(result)["plan"] == "failed"
+    assert table(aws) == loaded
+    failure = messages(aws)[-1]["message"]
+    # 29 lowered of 420 = 6.9% > the limit of 21 rows (5% of 420)
+    assert (
+        "covid_stats: this run would remove or lower 29 of the 420 stored rows (6.9%: 29 lowered; "
+        "e.g. 2020-04-30, 2020-05-01, 2020-05-02, 2020-05-03, 2020-05-04 and 24 more); the limit is "
+        "21 rows" in failure
+    )
+    # 21 days zeroed is within the limit: an upstream correction of that size goes through
+    assert run(sources(cases=_zeroed(range(101, 122)))).state == "success"
+    assert "Updated: 21\nDeleted: 0" in messages(aws)[-1]["message"]
+
+
+def test_clearing_the_failed_load_of_an_older_run_refuses_its_stale_plan(airflow_db, aws, sources):
+    dag = load_dag("covid_daily")
+    older = _run_with_dynamodb_writes_refused_after(aws, 0, sources(), dag=dag)
+    assert older.state == "failed" and task_states(older)["load"] == "failed" and table(aws) == {}
+    revised = lines(NYT)
+    date, cases, deaths = revised[300].split(",")
+    revised[300] = f"{date},{int(cases) + 7},{deaths}"
+    newer = run_dag(dag, conf=sources(cases=join(revised)))
+    assert newer.state == "success"
+    loaded = table(aws)
+    assert loaded[date][0] == int(cases) + 7
+
+    resumed = clear_and_resume(dag, older, {"load", "notify_success"})  # Clear, with downstream
+    assert resumed.state == "failed"
+    assert table(aws) == loaded  # the older run's plan was not applied over the newer data
+    failure = messages(aws)[-1]
+    assert failure["subject"] == "COVID data refresh FAILED (load)"
+    assert (
+        "Nothing was written to covid_stats: the plan was stale (a newer run has loaded)."
+        in failure["message"]
+    )
+    assert f"covid_stats was loaded by the newer run {newer.run_id!r}" in failure["message"]
+    assert (
+        f"after run {older.run_id!r} computed this plan against the table before any marked load"
+        in (failure["message"])
+    )
 
 
 def test_a_table_damaged_by_hand_is_repaired_by_the_next_run(airflow_db, aws, sources):
@@ -201,7 +268,7 @@ def test_a_table_wiped_by_hand_is_reloaded(airflow_db, aws, sources):
     assert table(aws) == loaded
 
 
-def _run_with_dynamodb_writes_refused_after(aws, writes: int, conf: dict):
+def _run_with_dynamodb_writes_refused_after(aws, writes: int, conf: dict, dag=None):
     """A run while the offline stack's own fault is on: ``writes`` more write calls succeed,
     then every one is refused; the fault is off again afterwards.
 
@@ -210,14 +277,12 @@ def _run_with_dynamodb_writes_refused_after(aws, writes: int, conf: dict):
     """
     aws.set_faults(dynamodb_fail_after_writes=writes, dynamodb_failure_code="AccessDeniedException")
     try:
-        return run(conf)
+        return run_dag(dag, conf=conf) if dag is not None else run(conf)
     finally:
         aws.set_faults(dynamodb_fail_after_writes=None)
 
 
-def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(
-    airflow_db, aws, sources
-):
+def test_a_load_that_dies_half_way_says_what_it_wrote_and_the_rerun_converges(airflow_db, aws, sources):
     conf = sources()
     result = _run_with_dynamodb_writes_refused_after(aws, 2, conf)
     assert result.state == "failed" and task_states(result)["load"] == "failed"

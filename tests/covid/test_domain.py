@@ -6,16 +6,16 @@ import pandas as pd
 import pytest
 
 from pipelines.covid.domain import (
-    ShrinkRefused,
+    REMOVAL_FLOOR,
     SourceValidationError,
     as_rows,
     diff,
     merge_sources,
     parse_cases,
     parse_recoveries,
-    refuse_shrink,
-    shrink_problems,
+    removal_problems,
 )
+from pipelines.guard import LargeRemovalRefused, RemovalLimit, enforce_removal_limit
 from tests.conftest import REPO
 
 DATA = REPO / "sample_data" / "covid"
@@ -258,34 +258,75 @@ def _merged(nyt: bytes = NYT) -> dict:
     return as_rows(merge_sources(parse_cases(nyt, "c"), parse_recoveries(JHU, "r")))
 
 
+LIMIT = RemovalLimit(max_share=0.05, floor=REMOVAL_FLOOR)
+
+
+def shrink_problems(table: dict, current: dict, max_share: float = 0.05) -> list[str]:
+    return removal_problems(table, current, diff(table, current), RemovalLimit(max_share, REMOVAL_FLOOR))
+
+
 def test_a_truncated_source_is_a_suspicious_shrink_naming_the_counts():
     table = _merged()
     truncated = _merged(join(lines(NYT)[:31]))  # header + 30 days, 29 of them in JHU too
-    changes = diff(table, truncated)
-    problems = shrink_problems(table, truncated, changes, 0.05)
-    assert problems[0] == "it would delete 391 of the table's 420 rows (93.1%; limit 5.0%)"
-    with pytest.raises(ShrinkRefused, match="allow_shrink=true") as refused:
-        refuse_shrink(problems, "allow_shrink")
-    assert "Nothing was written" in str(refused.value)
+    problems = shrink_problems(table, truncated)
+    # 420 - 29 = 391 deleted; 391 / 420 = 93.1%; limit max(3, floor(0.05 x 420) = 21) = 21
+    assert problems[0] == (
+        "covid_stats: this run would remove or lower 391 of the 420 stored rows (93.1%: 391 deleted; "
+        "e.g. 2020-02-20, 2020-02-21, 2020-02-22, 2020-02-23, 2020-02-24 and 386 more); the limit is "
+        "21 rows (max_removal_share 5.0% of 420, and at least 3)"
+    )
+    with pytest.raises(LargeRemovalRefused, match='"allow_large_removal": true') as refused:
+        enforce_removal_limit(problems, allow_large_removal=False)
+    assert "nothing was written" in str(refused.value)
+    assert enforce_removal_limit(problems, allow_large_removal=True) == problems
 
 
 def test_lowered_cumulative_totals_are_a_suspicious_shrink_even_without_deletes():
     table = _merged()
     halved = {date: (cases // 2, deaths, recoveries) for date, (cases, deaths, recoveries) in table.items()}
-    [problem] = shrink_problems(table, halved, diff(table, halved), 0.05)
+    rows, highest = shrink_problems(table, halved)
+    # every day with cases >= 2 is lowered by half (> 5%); the first days (1 case) 1 // 2 = 0 too
+    lowered = sum(1 for (cases, _d, _r) in table.values() if cases > 0)
+    assert f"remove or lower {lowered} of the 420 stored rows" in rows and f"{lowered} lowered" in rows
     assert (
-        "lower the highest cumulative cases from 29,569,140 to 14,784,570 (50.0% less; limit 5.0%)" in problem
+        "lower the highest cumulative cases from 29,569,140 to 14,784,570 (50.0% less; limit 5.0%)" in highest
     )
+
+
+def test_days_rewritten_to_zero_are_refused_though_nothing_is_deleted():
+    """The issue's probe: a 30-day table, a source rewriting 29 of the days to zero."""
+    days = [f"2021-01-{day:02d}" for day in range(1, 31)]
+    table = {date: (1000 * n, 10 * n, 5 * n) for n, date in enumerate(days, start=1)}
+    zeroed = {date: (0, 0, 0) if date != days[-1] else row for date, row in table.items()}
+    changes = diff(table, zeroed)
+    assert changes.counts == {"inserted": 0, "updated": 29, "deleted": 0, "unchanged": 1}
+    [problem] = shrink_problems(table, zeroed)  # the latest (highest) totals are untouched
+    # limit max(3, floor(0.05 x 30) = 1) = 3; 29 / 30 = 96.7%
+    assert problem == (
+        "covid_stats: this run would remove or lower 29 of the 30 stored rows (96.7%: 29 lowered; "
+        "e.g. 2021-01-01, 2021-01-02, 2021-01-03, 2021-01-04, 2021-01-05 and 24 more); the limit is "
+        "3 rows (max_removal_share 5.0% of 30, and at least 3)"
+    )
+
+
+def test_the_floor_lets_a_small_table_lose_a_few_rows():
+    table = {f"2021-01-{day:02d}": (day, 0, 0) for day in range(1, 11)}  # 10 rows: 5% is 0 rows
+    three_gone = dict(list(table.items())[3:])
+    assert shrink_problems(table, three_gone) == []  # 3 deletes: the floor
+    four_gone = dict(list(table.items())[4:])
+    assert "remove or lower 4 of the 10 stored rows" in shrink_problems(table, four_gone)[0]
 
 
 def test_ordinary_revisions_growth_and_a_first_load_are_not_shrinks():
     table = _merged()
-    assert shrink_problems({}, table, diff({}, table), 0.05) == []
+    assert shrink_problems({}, table) == []
     first_days_dropped = dict(list(table.items())[20:])  # 20 of 420 rows: 4.8%
-    assert shrink_problems(table, first_days_dropped, diff(table, first_days_dropped), 0.05) == []
-    revised = {d: (c - 1000, de, r) for d, (c, de, r) in table.items()}  # small downward revisions
-    assert shrink_problems(table, revised, diff(table, revised), 0.05) == []
+    assert shrink_problems(table, first_days_dropped) == []
+    # upstream revisions: every day's cases 1% lower, deaths raised (a raise never counts)
+    revised = {d: (c - c // 100, de + 5, r) for d, (c, de, r) in table.items()}
+    assert shrink_problems(table, revised) == []
     grown = dict(table, **{"2021-03-17": (29_600_000, 537_000, 0)})
-    assert shrink_problems(table, grown, diff(table, grown), 0.05) == []
+    assert shrink_problems(table, grown) == []
     one_more_dropped = dict(list(table.items())[22:])  # 22 of 420: 5.2%
-    assert shrink_problems(table, one_more_dropped, diff(table, one_more_dropped), 0.05)
+    assert shrink_problems(table, one_more_dropped)
+    assert shrink_problems(table, one_more_dropped, max_share=0.06) == []  # 22 <= floor(0.06 x 420) = 25

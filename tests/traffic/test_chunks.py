@@ -145,3 +145,38 @@ def test_measuring_points_must_be_integers():
         plan(
             {"start": "2024-01-01", "end": "2024-01-02", "measuring_points": ["1; DROP TABLE x"]}, None, None
         )
+
+
+def test_measuring_points_are_bounded_and_the_query_checked_against_athenas_limit_before_any_write(
+    monkeypatch,
+):
+    """The param's maxItems refuses a long list at trigger time; past it (or with a longer SQL),
+    the rendered query is checked against Athena's 262144 bytes before the writer touches anything."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from pipelines.traffic.operators import WriteChunkOperator
+    from pipelines.traffic.steps import QueryTooLong, render_insert_sql
+    from tests.conftest import load_dag
+
+    day = {"start": "2024-01-01", "end": "2024-01-02"}
+    points = list(range(1_000_000_000, 1_000_000_000 + 12_000))  # 12,000 ten-digit ids
+    with pytest.raises(ValueError, match="measuring_points: 12000 points; at most 2000 per run"):
+        plan({**day, "measuring_points": points}, None, None)
+    with pytest.raises(ValueError, match="larger than any unieke_id"):
+        plan({**day, "measuring_points": [2**31]}, None, None)
+    assert len(render_insert_sql(plan({**day, "measuring_points": points[:2000]}, None, None)["chunks"][0])) < 262144
+    with pytest.raises(ParamValidationError):
+        load_dag("traffic_repartition").params.get_param("measuring_points").resolve(points[:2001])
+
+    [chunk] = plan(day, None, None)["chunks"]
+    chunk["measuring_points"] = points  # as if a list got past the param
+    # 12,000 x (10 digits + ", ") twice: 288,000 bytes of list alone (hand count), over 262,144
+    with pytest.raises(QueryTooLong, match="over Athena's limit of 262144"):
+        render_insert_sql(chunk)
+    writer = WriteChunkOperator(task_id="write_chunk", chunk=chunk, bucket="b", database="traffic",
+                                output_location="s3://b/r/")  # fmt: skip
+    touched = []
+    monkeypatch.setattr(WriteChunkOperator, "_write", lambda self, context: touched.append("write") or 1 / 0)
+    with pytest.raises(QueryTooLong):
+        writer.execute({})
+    assert touched == []  # no lease taken, no file listed or deleted

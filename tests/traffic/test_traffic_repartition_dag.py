@@ -247,3 +247,62 @@ def test_a_scheduled_or_backfilled_run_owns_its_whole_event_day(airflow_db):
         restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
     )
     assert (info.data_interval.start, info.data_interval.end) == (day, day + timedelta(days=1))
+
+
+def corrections(records: list[dict], points: set[str], minutes: range) -> list[dict]:
+    """Re-published readings (a later tijd_laatst_gewijzigd, every class at 7 vehicles and 33 km/h)
+    of ``points`` at the given minutes after START: the latest version wins (spec step 0)."""
+    from devtools.traffic_generator import publisher_time
+
+    chosen = []
+    for record in records:
+        offset = (int(record["tijd_waarneming"]) - int(START.timestamp())) // 60
+        if record["unieke_id"] in points and offset in minutes:
+            corrected = dict(record, defect="0", rekendata_bezettingsgraad="5")
+            corrected["tijd_laatst_gewijzigd"] = publisher_time(
+                datetime.fromtimestamp(int(record["tijd_waarneming"]) + 300, UTC)
+            )
+            for klasse in range(2, 6):
+                corrected[f"verkeersintensiteit_klasse{klasse}"] = "7"
+                corrected[f"voertuigsnelheid_rekenkundig_klasse{klasse}"] = "33"
+            chosen.append(corrected)
+    return chosen
+
+
+def test_a_run_with_measuring_points_rewrites_only_those_points_rows(airflow_db, raw):
+    """The operators' page example, on a lake that holds every point: the listed points' rows are
+    recomputed (a correction published since shows), every other point's rows stay as they were
+    (a correction of an unlisted point published since does NOT show: its rows were not rewritten)."""
+    assert run(conf(chunk_hours=3)).state == "success"
+    before, _ = written(raw)
+    records = [
+        r
+        for rows in by_arrival_hour(readings(DATA_FROM, DATA_TO, 2, 2, 3), timedelta(hours=2), 3).values()
+        for r in rows
+    ]
+    # location 100's lanes are points 1000 and 1001; location 101's are 1010 and 1011
+    fixes = corrections(records, {"1000", "1010"}, range(30, 90))
+    assert {f["unieke_id"] for f in fixes} == {"1000", "1010"}
+    body = "".join(json.dumps(f) + "\n" for f in fixes).encode()
+    raw.client("s3").put_object(Bucket=BUCKET, Key="traffic/raw/2025/01/01/01/corrections.json", Body=body)
+
+    assert run(conf(chunk_hours=3, measuring_points=[1000, 1001])).state == "success"
+    after, files = written(raw)
+    assert set(files.values()) == {1} and len(files) == 6  # still one file per event hour
+    assert one_copy_per_minute(after)
+    start, end = int(START.timestamp()), int(END.timestamp())
+    listed = transform(pd.DataFrame(records + fixes), start, end, [1000, 1001])
+    unlisted_as_before = transform(pd.DataFrame(records), start, end)
+    unlisted_as_before = unlisted_as_before[unlisted_as_before["lveNr"] == 101]
+    want = pd.concat([listed, unlisted_as_before]).sort_values(["lveNr", "recordTimestamp"])
+    assert_matches_reference(after, want)
+    # the unlisted location's stored rows are the very values written by the first run
+    pd.testing.assert_frame_equal(
+        after[after["lveNr"] == 101].drop(columns=["year", "month", "day", "hour"]).reset_index(drop=True),
+        before[before["lveNr"] == 101].drop(columns=["year", "month", "day", "hour"]).reset_index(drop=True),
+    )
+    # and the correction of a listed point did change its location's rows
+    assert not after[after["lveNr"] == 100].reset_index(drop=True).equals(
+        before[before["lveNr"] == 100].reset_index(drop=True)
+    )
+

@@ -4,10 +4,15 @@
 --     which the Glue catalog prunes (a concat() of them it cannot);
 --   lookback_start_epoch/chunk_start_epoch/chunk_end_epoch: integers (event time, UTC);
 --     lookback_start_epoch must be at most chunk_start_epoch - 1200 (the 20-minute window);
---   measuring_points: a list of integers (empty: all).
+--   measuring_points: a list of integers (empty: all). With a list, the chunk's partitions are
+--     rewritten with the listed points' new rows PLUS every other row already there (read here
+--     from the old files, which the chunk writer removes only after this query succeeded): a
+--     new row replaces the stored row of its location and minute, and a stored row of a listed
+--     point with no new row (its readings now defect) goes; every other row stays as it was.
 -- Windows are frames in EVENT time (RANGE over the minute's epoch seconds), not in rows, and
 -- run over the lookback too; only the chunk's own minutes are inserted. So no value depends
 -- on where a chunk begins or on gaps in the feed.
+-- event hours {{ chunk.chunk_start_epoch }}..{{ chunk.chunk_end_epoch }} (read by the chunk writer: whose write this is)
 INSERT INTO traffic.events_by_event_time
 WITH deliveries AS (
   -- every delivered version of every reading in the chunk's event range (+ lookback)
@@ -105,25 +110,50 @@ windowed AS (
       PARTITION BY lve_nr ORDER BY minute RANGE BETWEEN 1140 PRECEDING AND CURRENT ROW
     ) AS avg20
   FROM locations
+),
+computed AS (
+  SELECT
+    unique_id,
+    lve_nr,
+    minute,
+    current_speed,
+    vehicle_count,
+    previous_speed,
+    c2, c3, c4, c5,
+    CASE WHEN current_speed - previous_speed >= 20 THEN 1
+         WHEN current_speed - previous_speed <= -20 THEN -1
+         ELSE 0 END AS speed_diff,
+    avg3,
+    avg20,
+    CASE WHEN avg3 >= 0 AND avg3 <= 40 THEN 1 WHEN avg3 > 40 AND avg3 <= 250 THEN 0 ELSE -1 END AS jam,
+    CASE WHEN avg20 >= 0 AND avg20 <= 40 THEN 1 WHEN avg20 > 40 AND avg20 <= 250 THEN 0 ELSE -1 END AS jam_long,
+    date_format(from_unixtime(minute), '%Y') AS year,
+    date_format(from_unixtime(minute), '%m') AS month,
+    date_format(from_unixtime(minute), '%d') AS day,
+    date_format(from_unixtime(minute), '%H') AS hour
+  FROM windowed
+  WHERE minute >= {{ chunk.chunk_start_epoch }} AND minute < {{ chunk.chunk_end_epoch }}
 )
+SELECT * FROM computed
+{%- if chunk.measuring_points %}
+UNION ALL
+-- the rows of every other point already stored in the chunk's event hours, as they were
 SELECT
-  unique_id,
-  lve_nr,
-  minute,
-  current_speed,
-  vehicle_count,
-  previous_speed,
-  c2, c3, c4, c5,
-  CASE WHEN current_speed - previous_speed >= 20 THEN 1
-       WHEN current_speed - previous_speed <= -20 THEN -1
-       ELSE 0 END,
-  avg3,
-  avg20,
-  CASE WHEN avg3 >= 0 AND avg3 <= 40 THEN 1 WHEN avg3 > 40 AND avg3 <= 250 THEN 0 ELSE -1 END,
-  CASE WHEN avg20 >= 0 AND avg20 <= 40 THEN 1 WHEN avg20 > 40 AND avg20 <= 250 THEN 0 ELSE -1 END,
-  date_format(from_unixtime(minute), '%Y'),
-  date_format(from_unixtime(minute), '%m'),
-  date_format(from_unixtime(minute), '%d'),
-  date_format(from_unixtime(minute), '%H')
-FROM windowed
-WHERE minute >= {{ chunk.chunk_start_epoch }} AND minute < {{ chunk.chunk_end_epoch }}
+  stored.uniqueid, stored.lvenr, stored.recordtimestamp, stored.currentspeed, stored.vehiclecount,
+  stored.previousspeed, stored.trafficintensityclass2, stored.trafficintensityclass3,
+  stored.trafficintensityclass4, stored.trafficintensityclass5, stored.speeddiffindicator,
+  stored.avgspeed3minutes, stored.avgspeed20minutes, stored.trafficjamindicator,
+  stored.trafficjamindicatorlong, stored.year, stored.month, stored.day, stored.hour
+FROM traffic.events_by_event_time AS stored
+LEFT JOIN computed AS replacement
+  ON replacement.lve_nr = stored.lvenr AND replacement.minute = stored.recordtimestamp
+WHERE (
+{%- for d in chunk.event_days %}
+    {{ "OR " if not loop.first }}(stored.year = '{{ d.year }}' AND stored.month = '{{ d.month }}' AND stored.day = '{{ d.day }}'
+        AND stored.hour BETWEEN '{{ d.hour_from }}' AND '{{ d.hour_to }}')
+{%- endfor %}
+  )
+  AND stored.recordtimestamp >= {{ chunk.chunk_start_epoch }} AND stored.recordtimestamp < {{ chunk.chunk_end_epoch }}
+  AND (stored.uniqueid IS NULL OR stored.uniqueid NOT IN ({{ chunk.measuring_points | join(', ') }}))
+  AND replacement.lve_nr IS NULL
+{%- endif %}

@@ -24,7 +24,9 @@ action is ours (query executions, results, workgroups, catalog metadata) and a q
 DuckDB runs with TimeZone UTC and only its built-in extensions (no httpfs: S3 bytes are
 fetched through the stack's own endpoint and handed to DuckDB as local files).
 ``LOCALAWS_ATHENA_MIN_SECONDS`` (default 0) keeps every query RUNNING at least that long,
-so deferral and cancellation can be watched as with a real, slower Athena.
+so deferral and cancellation can be watched as with a real, slower Athena; the faults
+``athena_queue_seconds`` / ``athena_run_seconds`` (``localaws/faults.py``) set a fixed
+queue and run time per query at run time, for latency benchmarks.
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ class AthenaExtension(Extension):
         self.workgroups: dict[str, dict[str, Any]] = {"primary": _new_workgroup("primary", {})}
         self.results: OrderedDict[str, list[tuple[str | None, ...]]] = OrderedDict()
         self.lock = threading.RLock()
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="athena")
+        # Athena runs many queries at once (a per-account quota, tens by default): enough
+        # workers that a client's own concurrency, not the stack, bounds how many run
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="athena")
 
     def handlers(self) -> dict[str, JsonHandler]:
         return {"AmazonAthena.*": self.dispatch}
@@ -357,13 +361,19 @@ class AthenaExtension(Extension):
     # -- execution ------------------------------------------------------------------------
 
     def _run(self, query: Query) -> None:
+        faults = self.stack.faults
+        # the latency knob: a fixed time QUEUED, then at least a fixed time RUNNING (a stop
+        # during either ends the query CANCELLED at once)
+        if query.cancel.wait(faults.athena_queue_seconds):
+            return  # stopped while QUEUED: _stop_query_execution has set CANCELLED
         with self.lock:
             if query.state != "QUEUED":
                 return
             query.state, query.started = "RUNNING", time.time()
         state, reason = "SUCCEEDED", None
         try:
-            if query.cancel.wait(float(os.environ.get("LOCALAWS_ATHENA_MIN_SECONDS", "0"))):
+            least = max(float(os.environ.get("LOCALAWS_ATHENA_MIN_SECONDS", "0")), faults.athena_run_seconds)
+            if query.cancel.wait(least):
                 raise QueryCancelled
             execute(EngineClients(glue=self.glue(), s3=self.s3(), faults=self.stack.faults), query)
             if query.cancel.is_set():

@@ -14,6 +14,8 @@ control endpoint ``POST /_localaws/faults`` (JSON body with any of the fields be
 | ``s3_access_denied_prefixes``      | ``LOCALAWS_S3_ACCESS_DENIED_PREFIXES``      | ``bucket/prefix`` list (comma-separated in env): GetObject/HeadObject there answer 403          |
 | ``dynamodb_fail_after_writes``     | ``LOCALAWS_DYNAMODB_FAIL_AFTER_WRITES``     | BatchWriteItem/PutItem/DeleteItem succeed this many times, then every one fails                 |
 | ``dynamodb_failure_code``          | ``LOCALAWS_DYNAMODB_FAILURE_CODE``          | the error they fail with: ``InternalServerError`` (500, default) or one of ``DYNAMODB_FAILURES``|
+| ``athena_queue_seconds``           | ``LOCALAWS_ATHENA_QUEUE_SECONDS``           | every query stays QUEUED this long before it runs (Athena's queueing; a latency knob)           |
+| ``athena_run_seconds``             | ``LOCALAWS_ATHENA_RUN_SECONDS``             | every query stays RUNNING at least this long (Athena's run time; a latency knob)                |
 | ``seed``                           | ``LOCALAWS_FAULT_SEED``                     | seed of the random draws, for repeatable runs                                                   |
 
 The stack's own internal calls (a query reading S3, a crawl) are exempt from every fault.
@@ -28,7 +30,10 @@ from dataclasses import dataclass, field
 
 RATE_FIELDS = ("dynamodb_unprocessed_rate", "dynamodb_throttle_rate", "s3_slowdown_rate")
 COUNT_FIELDS = ("athena_insert_fail_after_files", "athena_insert_failures", "dynamodb_fail_after_writes")
+SECONDS_FIELDS = ("athena_queue_seconds", "athena_run_seconds")
 OTHER_FIELDS = ("s3_access_denied_prefixes", "dynamodb_failure_code", "seed")
+# a latency longer than this is a mistake (Athena's own DML timeout is 30 minutes by default)
+MAX_LATENCY_SECONDS = 1800.0
 # code -> (HTTP status, message), as DynamoDB answers them
 DYNAMODB_FAILURES = {
     "InternalServerError": (500, "Internal server error"),
@@ -72,6 +77,8 @@ class FaultSettings:
     s3_access_denied_prefixes: tuple[str, ...] = ()
     dynamodb_fail_after_writes: int | None = None
     dynamodb_failure_code: str = "InternalServerError"
+    athena_queue_seconds: float = 0.0
+    athena_run_seconds: float = 0.0
     seed: int | None = None
     _dynamodb_writes: int = field(default=0, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
@@ -82,7 +89,7 @@ class FaultSettings:
         environ = os.environ if environ is None else environ
         settings = cls()
         values: dict[str, object] = {}
-        for name in (*RATE_FIELDS, *COUNT_FIELDS, *OTHER_FIELDS):
+        for name in (*RATE_FIELDS, *COUNT_FIELDS, *SECONDS_FIELDS, *OTHER_FIELDS):
             variable = "LOCALAWS_FAULT_SEED" if name == "seed" else f"LOCALAWS_{name.upper()}"
             if environ.get(variable):
                 values[name] = environ[variable]
@@ -91,7 +98,7 @@ class FaultSettings:
 
     def update(self, values: dict[str, object]) -> None:
         """Apply the given fields; all are checked before any changes (a bad body changes nothing)."""
-        unknown = set(values) - set(RATE_FIELDS) - set(COUNT_FIELDS) - set(OTHER_FIELDS)
+        unknown = set(values) - set(RATE_FIELDS) - set(COUNT_FIELDS) - set(SECONDS_FIELDS) - set(OTHER_FIELDS)
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         checked: dict[str, object] = {}
@@ -104,6 +111,17 @@ class FaultSettings:
         for name in COUNT_FIELDS:
             if name in values:
                 checked[name] = _count(name, values[name])
+        for name in SECONDS_FIELDS:
+            if name in values:
+                try:
+                    seconds = float(values[name] or 0)  # type: ignore[arg-type]
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{name} must be a number of seconds, got {values[name]!r}") from error
+                if not 0.0 <= seconds <= MAX_LATENCY_SECONDS:
+                    raise ValueError(
+                        f"{name} must be between 0 and {MAX_LATENCY_SECONDS:g} seconds, got {seconds}"
+                    )
+                checked[name] = seconds
         if checked.get("athena_insert_failures", 1) is None:
             raise ValueError("athena_insert_failures must be a whole number >= 0")
         if "s3_access_denied_prefixes" in values:
@@ -131,7 +149,13 @@ class FaultSettings:
         """Every fault off (the seed stays)."""
         defaults = FaultSettings()
         with self._lock:
-            for name in (*RATE_FIELDS, *COUNT_FIELDS, "s3_access_denied_prefixes", "dynamodb_failure_code"):
+            for name in (
+                *RATE_FIELDS,
+                *COUNT_FIELDS,
+                *SECONDS_FIELDS,
+                "s3_access_denied_prefixes",
+                "dynamodb_failure_code",
+            ):
                 setattr(self, name, getattr(defaults, name))
             self._dynamodb_writes = 0
 
@@ -174,5 +198,5 @@ class FaultSettings:
             return self.dynamodb_failure_code
 
     def as_dict(self) -> dict[str, object]:
-        names = (*RATE_FIELDS, *COUNT_FIELDS, *OTHER_FIELDS)
+        names = (*RATE_FIELDS, *COUNT_FIELDS, *SECONDS_FIELDS, *OTHER_FIELDS)
         return {name: (list(v) if isinstance(v := getattr(self, name), tuple) else v) for name in names}

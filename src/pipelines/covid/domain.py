@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.errors import BadInput
+from pipelines.guard import Removal, RemovalLimit, removal_problem
 from pipelines.redaction import redact_url
 
 CASES_COLUMNS = ("date", "cases", "deaths")
@@ -274,46 +275,55 @@ def diff(previous: dict[str, Row], current: dict[str, Row]) -> Changes:
 
 
 COUNT_NAMES = ("cases", "deaths", "recoveries")
-DEFAULT_MAX_SHRINK_SHARE = 0.05
+DEFAULT_MAX_REMOVAL_SHARE = 0.05
+# Days a run may delete or lower whatever the share: a young table is not blocked by a revision.
+REMOVAL_FLOOR = 3
 
 
-class ShrinkRefused(BadInput):
-    """The sources would shrink the table more than a run may without an explicit override."""
+def lowered(before: Row, after: Row, max_share: float) -> bool:
+    """Whether any count of a day falls by more than ``max_share`` of its stored value.
+
+    Upstream revisions move cumulative counts a little (duplicates removed); a count
+    rewritten to zero, or halved, is not a revision.
+    """
+    return any(b > 0 and a < (1 - max_share) * b for b, a in zip(before, after, strict=True))
 
 
-def shrink_problems(
-    table: dict[str, Row], current: dict[str, Row], changes: Changes, max_share: float
+def removal_problems(
+    table: dict[str, Row], current: dict[str, Row], changes: Changes, limit: RemovalLimit
 ) -> list[str]:
     """Why applying ``changes`` (table -> current) shrinks the table suspiciously; [] when it does not.
 
-    Two signs of a truncated or broken source: it deletes more than ``max_share`` of the
-    table's rows, or it lowers the highest cumulative count of a column (the latest total)
-    by more than ``max_share``. Upstream revisions are small; a half-downloaded file is not.
+    Two signs of a truncated or broken source, both counted against what is stored:
+    the days it deletes plus the days whose counts it lowers by more than the share (the
+    shared guard's limit, ``pipelines.guard``), and a drop of the highest cumulative count of
+    a column (the latest total) by more than the share.
     """
-    problems = []
-    if table and len(changes.deletes) > max_share * len(table):
-        problems.append(
-            f"it would delete {len(changes.deletes):,} of the table's {len(table):,} rows "
-            f"({len(changes.deletes) / len(table):.1%}; limit {max_share:.1%})"
+    lowered_days = sorted(
+        date for date, row in changes.puts_changed.items() if lowered(table[date], row, limit.max_share)
+    )
+    problems = [
+        removal_problem(
+            Removal(
+                subject="covid_stats",
+                unit="rows",
+                stored=len(table),
+                removed=len(changes.deletes) + len(lowered_days),
+                parts={"deleted": len(changes.deletes), "lowered": len(lowered_days)},
+                examples=(changes.deletes + lowered_days),
+            ),
+            limit,
         )
+    ]
     for index, name in enumerate(COUNT_NAMES):
         before = max((row[index] for row in table.values()), default=0)
         after = max((row[index] for row in current.values()), default=0)
-        if before > 0 and after < (1 - max_share) * before:
+        if before > 0 and after < (1 - limit.max_share) * before:
             problems.append(
-                f"it would lower the highest cumulative {name} from {before:,} to {after:,} "
-                f"({(before - after) / before:.1%} less; limit {max_share:.1%})"
+                f"covid_stats: this run would lower the highest cumulative {name} from {before:,} to "
+                f"{after:,} ({(before - after) / before:.1%} less; limit {limit.max_share:.1%})"
             )
-    return problems
-
-
-def refuse_shrink(problems: list[str], override_param: str) -> None:
-    if problems:
-        raise ShrinkRefused(
-            "refusing to apply the sources to covid_stats: "
-            + "; and ".join(problems)
-            + f". Nothing was written. If the sources really shrank, trigger a run with {override_param}=true."
-        )
+    return [problem for problem in problems if problem]
 
 
 def rows_to_csv(rows: dict[str, Row]) -> bytes:

@@ -6,9 +6,16 @@ to the table since the last run (a load that died half-way, rows deleted or rest
 hand, a table recreated empty), the next run writes exactly what makes it equal to the
 sources again. Puts and deletes are idempotent, so a retried ``load`` converges too.
 
-Why a shrink guard: a truncated source (30 rows instead of 800) would otherwise plan
-hundreds of deletes; ``plan`` refuses any plan that deletes or lowers more than a set
-share unless the run was triggered with ``allow_shrink=true``.
+Why a removal guard (``pipelines.guard``, the same in every pipeline): a truncated source
+(30 rows instead of 800) would otherwise plan hundreds of deletes, a source rewritten to
+zeros hundreds of lowered days; ``plan`` refuses a plan that deletes or lowers more than a
+set share of the table (at least a floor of days is always allowed) unless the run was
+triggered with ``allow_large_removal=true``.
+
+Why a table mark: ``plan`` diffs against the table as it is then. Each load leaves a mark
+(``covid/table-version.json``: the run that loaded, its run_after, when); the plan records
+the mark it was computed against, and ``load`` refuses a plan when another run has loaded
+since (a cleared ``load`` of an older run would otherwise overwrite newer data).
 
 Each run's merged data and plan stay under ``covid/runs/<run_id>/`` as its audit trail.
 """
@@ -18,28 +25,39 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import asdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_items, query_keys
-from pipelines.aws.s3 import read_bytes, write_bytes
+from pipelines.aws.s3 import read_bytes, read_bytes_if_exists, write_bytes
 from pipelines.config import COVID_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.covid.domain import (
     COUNT_NAMES,
-    DEFAULT_MAX_SHRINK_SHARE,
+    DEFAULT_MAX_REMOVAL_SHARE,
+    REMOVAL_FLOOR,
     Changes,
     Row,
-    ShrinkRefused,
     SourceValidationError,
     as_rows,
     diff,
     merge_sources,
     parse_cases,
     parse_recoveries,
-    refuse_shrink,
+    removal_problems,
     rows_from_csv,
     rows_to_csv,
-    shrink_problems,
+)
+from pipelines.guard import (
+    STALE_PLAN,
+    LargeRemovalRefused,
+    LoadMark,
+    RemovalLimit,
+    StalePlanRefused,
+    enforce_removal_limit,
+    override_note,
+    refuse_stale_plan,
 )
 from pipelines.sources import SourcePolicy, fetch, policy_from_settings
 from pipelines.tables import COVID_PARTITION as PARTITION_VALUE
@@ -48,7 +66,6 @@ from pipelines.tables import COVID_TABLE as TABLE
 log = logging.getLogger(__name__)
 
 TOPIC_NAME = "covid-refresh"
-ALLOW_SHRINK_PARAM = "allow_shrink"
 # A row the table holds in a shape the pipeline never writes: always differs, so it is rewritten.
 UNREADABLE_ROW: Row = (-1, -1, -1)
 
@@ -105,30 +122,49 @@ def table_rows() -> dict[str, Row]:
     }
 
 
+def mark_uri(bucket: str) -> str:
+    """Where the last load of covid_stats is recorded (see the module doc)."""
+    return f"s3://{bucket}/covid/table-version.json"
+
+
+def current_mark(uri: str) -> LoadMark | None:
+    return LoadMark.from_json(read_bytes_if_exists(uri))
+
+
 def plan(
-    merged_uri: str, bucket: str, run_id: str, allow_shrink: bool = False,
-    max_shrink_share: float = DEFAULT_MAX_SHRINK_SHARE,
+    merged_uri: str, bucket: str, run_id: str, allow_large_removal: bool = False,
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
 ) -> dict[str, Any]:  # fmt: skip
-    """Diff the merged data against the table; refuse a suspicious shrink; stage the writes in S3."""
+    """Diff the merged data against the table; refuse a suspicious shrink; stage the writes in S3.
+
+    The staged plan records the table mark it was computed against, for ``load`` to check.
+    """
     current = rows_from_csv(read_bytes(merged_uri))
+    # the mark before the table: a load finishing in between makes this plan look stale (refused), never fresh
+    planned_against = current_mark(mark_uri(bucket))
     table = table_rows()
     changes = diff(table, current)
-    problems = shrink_problems(table, current, changes, max_shrink_share)
-    if problems and allow_shrink:
-        log.warning("shrink allowed by %s=true: %s", ALLOW_SHRINK_PARAM, "; ".join(problems))
-    elif problems:
-        refuse_shrink(problems, ALLOW_SHRINK_PARAM)
+    limit = RemovalLimit(max_share=max_removal_share, floor=REMOVAL_FLOOR)
+    let_through = enforce_removal_limit(removal_problems(table, current, changes, limit), allow_large_removal)
+    if let_through:
+        log.warning("%s", override_note(let_through))
     uri = run_prefix(bucket, run_id) + "changes.json"
     payload = {
         "put": {**changes.puts_new, **changes.puts_changed},
         "delete": changes.deletes,
         "counts": changes.counts,
         "table_rows_before": len(table),
-        "shrink_allowed": problems if allow_shrink else [],
+        "run_id": run_id,
+        "mark_uri": mark_uri(bucket),
+        "planned_against": asdict(planned_against) if planned_against else None,
+        "removal_allowed": let_through,
     }
     write_bytes(uri, json.dumps(payload).encode(), "application/json")
     log.info("planned %s against %s table rows", changes.counts, len(table))
-    return {"changes_uri": uri, **changes.counts}
+    summary: dict[str, Any] = {"changes_uri": uri, **changes.counts}
+    if let_through:
+        summary["override"] = override_note(let_through)
+    return summary
 
 
 class LoadInterrupted(RuntimeError):
@@ -147,8 +183,12 @@ class LoadInterrupted(RuntimeError):
         )
 
 
-def load(changes_uri: str) -> dict[str, int]:
-    """Apply the staged puts, then the deletes (batched, retried; idempotent on re-run)."""
+def load(changes_uri: str, run_id: str, run_after: str) -> dict[str, int]:
+    """Apply the staged puts, then the deletes (batched, retried; idempotent on re-run).
+
+    A plan another run's load has overtaken is refused before any write (StalePlanRefused);
+    a load that completes leaves this run's mark.
+    """
     applied = 0
     planned: int | None = None
 
@@ -159,6 +199,8 @@ def load(changes_uri: str) -> dict[str, int]:
     try:
         payload = json.loads(read_bytes(changes_uri))
         planned = len(payload["put"]) + len(payload["delete"])
+        planned_against = LoadMark.from_json(payload["planned_against"])
+        refuse_stale_plan(TABLE, payload["run_id"], planned_against, current_mark(payload["mark_uri"]))
         client = dynamodb_client()
         items = (
             {"pk": PARTITION_VALUE, "sk": date, "cases": c, "deaths": d, "recoveries": r}
@@ -167,9 +209,13 @@ def load(changes_uri: str) -> dict[str, int]:
         written = put_items(client, TABLE, items, on_accepted=count)
         keys = ({"pk": PARTITION_VALUE, "sk": date} for date in payload["delete"])
         deleted = delete_keys(client, TABLE, keys, on_accepted=count)
+        mark = LoadMark(run_id=run_id, run_after=run_after, loaded_at=datetime.now(UTC).isoformat())
+        write_bytes(payload["mark_uri"], mark.to_json(), "application/json")
+    except StalePlanRefused:
+        raise  # before any write: bad input for this run, not an interrupted load
     except Exception as error:
         raise LoadInterrupted(applied, planned, error) from error
-    log.info("wrote %s item(s), deleted %s", written, deleted)
+    log.info("wrote %s item(s), deleted %s; %s", written, deleted, mark.describe())
     return {"written": written, "deleted": deleted}
 
 
@@ -209,6 +255,8 @@ def success_message(extracted: dict[str, Any], counts: dict[str, int]) -> tuple[
         f"Deleted: {counts['deleted']}\n"
         f"Unchanged: {counts['unchanged']}\n"
     )
+    if counts.get("override"):
+        body += f"\nOverride: {counts['override']}\n"
     return subject, body
 
 
@@ -223,6 +271,8 @@ def what_was_written(task_id: str, error: object, try_number: int = 1) -> str:
     if task_id in AFTER_LOAD:
         return f"Every planned write was applied to {TABLE} before this step failed."
     if task_id == "load":
+        if isinstance(error, StalePlanRefused) or str(error).startswith(STALE_PLAN):
+            return f"Nothing was written to {TABLE}: the plan was stale (a newer run has loaded)."
         if isinstance(error, LoadInterrupted):
             said = str(error).split("; re-run", 1)[0]
             sentence = said[0].upper() + said[1:] + "; re-run to converge."
@@ -250,4 +300,4 @@ def failure_message(
     return subject, body
 
 
-__all__ = ["Changes", "ShrinkRefused", "extract", "plan", "load", "publish", "topic_arn"]
+__all__ = ["Changes", "LargeRemovalRefused", "extract", "plan", "load", "publish", "topic_arn"]

@@ -2,14 +2,13 @@
 
 Thin functions over boto3 clients, which the DAG takes from the Amazon provider's hooks
 (``clients()``) and the benchmark from the offline stack; what to do is decided in
-``chunks.py`` (pure), in what order by ``operators.WriteChunkOperator``.
+``chunks.py`` (pure), in what order by ``writes.ChunkWrite`` and ``operators.WriteChunkOperator``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pipelines.traffic.chunks import arrival_hours, target_partitions
@@ -22,7 +21,7 @@ TARGET_TABLE = "events_by_event_time"
 RAW_PREFIX = "traffic/raw/"
 TARGET_PREFIX = "traffic/transformed/"
 # Every query that writes the target starts with this; a running one that the chunk
-# writer did not start itself is a leftover of a lost attempt (see stop_unfinished_writes).
+# writer did not start itself is a leftover of a lost attempt (see writes.ChunkWrite.stop_leftover_writes).
 WRITE_MARKER = "INSERT INTO traffic.events_by_event_time"
 # Athena ends a DML query after 30 minutes (service quota "DML query timeout", at most
 # 240): a query submitted longer ago than this cannot still be running.
@@ -105,37 +104,6 @@ def _target_prefix(partition: dict[str, str]) -> str:
     return TARGET_PREFIX + "/".join(f"{k}={v}" for k, v in partition.items()) + "/"
 
 
-def clear_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3: Any) -> int:
-    """Empty the chunk's event-hour partitions: their files, then their catalog entries."""
-    partitions = target_partitions(chunk["chunk_start_epoch"], chunk["chunk_end_epoch"])
-    removed = 0
-    for partition in partitions:
-        keys = _keys(s3, bucket, _target_prefix(partition))
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch = keys[start : start + 1000]
-            failed = s3.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-            ).get("Errors", [])
-            if failed:
-                raise RuntimeError(
-                    f"S3 refused to delete s3://{bucket}/{failed[0]['Key']}: {failed[0]['Code']}"
-                )
-            removed += len(batch)
-    values = [{"Values": list(p.values())} for p in partitions]
-    for start in range(0, len(values), GLUE_BATCH_DELETE_MAX):
-        try:
-            glue.batch_delete_partition(
-                DatabaseName=DATABASE,
-                TableName=TARGET_TABLE,
-                PartitionsToDelete=values[start : start + GLUE_BATCH_DELETE_MAX],
-            )  # absent partitions come back as Errors: nothing to delete is fine
-        except glue.exceptions.EntityNotFoundException:
-            break  # no table yet: nothing to clear
-    log.info("chunk %s..%s: removed %s file(s) of %s partition(s)", chunk["chunk_start"], chunk["chunk_end"],
-             removed, len(partitions))  # fmt: skip
-    return removed
-
-
 def register_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3: Any) -> int:
     """Register the chunk's event-hour partitions that hold files (the writer's job, no crawl).
 
@@ -154,38 +122,3 @@ def register_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3
         if _target_prefix(p) in with_files
     ]
     return _batch_create(glue, TARGET_TABLE, inputs)
-
-
-def stop_unfinished_writes(athena: Any, workgroup: str, poll_seconds: float = 1.0) -> list[str]:
-    """Stop every still-running query that writes the target, and wait until each has ended.
-
-    Only one chunk writer runs at a time (pool ``traffic_chunk_writer``, one slot), so a
-    target write still running when a writer starts belongs to a lost attempt (a killed
-    worker, a timed-out deferral): left alone, it would add its rows after our clear.
-    """
-    since = datetime.now(UTC) - LONGEST_ATHENA_QUERY
-    running: list[str] = []
-    token = None
-    while True:
-        page = athena.list_query_executions(WorkGroup=workgroup, **({"NextToken": token} if token else {}))
-        ids = page.get("QueryExecutionIds", [])
-        if not ids:
-            break
-        executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
-        for execution in executions:
-            if execution["Status"]["State"] in UNFINISHED and WRITE_MARKER in execution["Query"]:
-                running.append(execution["QueryExecutionId"])
-        oldest = min(e["Status"]["SubmissionDateTime"] for e in executions)
-        token = page.get("NextToken")
-        if not token or oldest < since:  # newest first: older ones have ended long ago
-            break
-    for query_id in running:
-        log.warning("stopping query %s: a target write left running by a lost attempt", query_id)
-        athena.stop_query_execution(QueryExecutionId=query_id)
-    for query_id in running:
-        while (
-            athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
-            in UNFINISHED
-        ):
-            time.sleep(poll_seconds)
-    return running

@@ -1,20 +1,13 @@
 """The chunk writer: one task attempt replaces a chunk's event-hour partitions, whole.
 
 Every attempt (first try or retry, after a lost worker, a timeout or an INSERT that
-failed after writing part of its files) does, in this order:
-
-1. stop any target write still running (a lost attempt's query would add rows later);
-2. clear the chunk's event-hour partitions (files and catalog);
-3. INSERT INTO through the provider's Athena operator, deferred while Athena works;
-4. on success, register the partitions written; on failure, stop the query if it still
-   runs and clear the partitions again, so a failed attempt leaves them empty, never
-   partial.
-
-So after any attempt the chunk's partitions hold exactly one copy of its rows (success)
-or none (failure). Two attempts never overlap because the task runs in the one-slot pool
-``traffic_chunk_writer`` (deferred tasks keep their slot), which serialises chunk
-writers of every run: scheduled, manual and backfill runs are all scheduled task
-instances competing for the same pool.
+failed after writing part of its files) runs ``writes.ChunkWrite``'s protocol around the
+provider's Athena operator: leases on the chunk's event hours (writers of overlapping
+hours take turns, others run at once in pool ``athena``), leftovers of a lost attempt
+stopped and completed or undone, the old files recorded, INSERT INTO (deferred while
+Athena works), then the old files retired (success) or the new ones removed (failure).
+So after any attempt the chunk's partitions hold exactly one copy of its rows: the new
+ones (success) or the old ones (failure); never none, never both.
 """
 
 from __future__ import annotations
@@ -26,18 +19,15 @@ from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from pipelines.traffic.lake import (
-    WRITE_MARKER,
-    clear_target_partitions,
-    clients,
-    register_target_partitions,
-    stop_unfinished_writes,
-)
+from pipelines.traffic.lake import WRITE_MARKER, clients
+from pipelines.traffic.writes import ChunkWrite
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-CHUNK_WRITER_POOL = "traffic_chunk_writer"
+# Athena's concurrent queries per account are a quota shared by every DAG: the deployment's
+# pool of Athena queries (infra/airflow_pools.json; a deferred INSERT keeps its slot).
+CHUNK_WRITER_POOL = "athena"
 
 
 class WriteChunkOperator(AthenaOperator):
@@ -51,50 +41,62 @@ class WriteChunkOperator(AthenaOperator):
         self.chunk = chunk
         self.bucket = bucket
 
+    def _write(self, context: Context) -> ChunkWrite:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        ti = context["ti"]
+        # the task instance, whatever its try: a retry takes over its own lost attempt's leases
+        holder = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+        glue, s3 = clients(self.aws_conn_id)
+        dynamodb = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="dynamodb").get_conn()
+        return ChunkWrite(self.chunk, self.bucket, holder, glue=glue, s3=s3, dynamodb=dynamodb,
+                          athena=self.hook.get_conn(), workgroup=self.workgroup)  # fmt: skip
+
     def execute(self, context: Context) -> str | None:
         from pipelines.traffic.steps import render_insert_sql
 
-        query = render_insert_sql(self.chunk)
+        query = render_insert_sql(self.chunk)  # refuses a query Athena would, before any change
         if WRITE_MARKER not in query:
             raise ValueError(
                 f"insert_chunk.sql no longer contains {WRITE_MARKER!r}: leftover writes unfindable"
             )
-        stopped = stop_unfinished_writes(self.hook.get_conn(), self.workgroup)
-        if stopped:
-            self.log.warning("stopped %s leftover target write(s): %s", len(stopped), ", ".join(stopped))
-        clear_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
+        write = self._write(context)
+        prepared = write.prepare()
+        self.log.info(
+            "chunk %s..%s: leases taken, %s", self.chunk["chunk_start"], self.chunk["chunk_end"], prepared
+        )
         self.query = query
         try:
             query_execution_id = super().execute(context)  # deferrable: resumes in execute_complete
         except TaskDeferred:
             raise
         except Exception:
-            self._leave_nothing_partial({"value": self.query_execution_id})
+            self._undo(write, {"value": self.query_execution_id})
             raise
-        return self._registered(query_execution_id)
+        return self._committed(write, query_execution_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        write = self._write(context)
         try:
             query_execution_id = super().execute_complete(context, event)
         except Exception:
-            self._leave_nothing_partial(event)
+            self._undo(write, event)
             raise
-        return self._registered(query_execution_id)
+        return self._committed(write, query_execution_id)
 
-    def _registered(self, query_execution_id: str) -> str:
-        registered = register_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
-        self.log.info("chunk %s..%s written; %s partition(s) newly registered",
-                      self.chunk["chunk_start"], self.chunk["chunk_end"], registered)  # fmt: skip
+    def _committed(self, write: ChunkWrite, query_execution_id: str) -> str:
+        done = write.commit()
+        self.log.info("chunk %s..%s written: %s", self.chunk["chunk_start"], self.chunk["chunk_end"], done)
         return query_execution_id
 
-    def _leave_nothing_partial(self, event: dict[str, Any] | None) -> None:
-        """A failed (or timed-out) INSERT may have written some files: remove them."""
+    def _undo(self, write: ChunkWrite, event: dict[str, Any] | None) -> None:
+        """A failed (or timed-out) INSERT may have written some files: remove them, keep the old ones."""
         query_id = (event or {}).get("value")
         if query_id:
             state = self.hook.check_query_status(query_id)
             if state in AthenaHook.INTERMEDIATE_STATES:
                 self.hook.stop_query(query_id)
                 self.hook.poll_query_status(query_id, sleep_time=self.sleep_time)
-        removed = clear_target_partitions(self.chunk, self.bucket, *clients(self.aws_conn_id))
-        self.log.error("chunk %s..%s failed; its partitions were emptied (%s partial file(s) removed)",
+        removed = write.abort()
+        self.log.error("chunk %s..%s failed; its partitions keep their earlier rows (%s partial file(s) removed)",
                        self.chunk["chunk_start"], self.chunk["chunk_end"], removed)  # fmt: skip
