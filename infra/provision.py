@@ -1,6 +1,7 @@
 """Apply ``infra/pipelines.yaml`` to an AWS endpoint (the offline stack, or real AWS).
 
-The template goes through CloudFormation as it would in AWS. moto's CloudFormation
+The template goes through CloudFormation as ``aws cloudformation deploy`` sends it (a
+change set, executed; the stack's outputs from DescribeStacks). moto's CloudFormation
 skips some of it, which this module then applies from the same template with
 plain API calls, so local and production resources still come from one file:
 
@@ -88,25 +89,35 @@ def _session_client(service: str, endpoint_url: str | None) -> Any:
 
 
 def _deploy_stack(cfn: Any, body: str, parameters: dict[str, str]) -> None:
+    """What ``aws cloudformation deploy`` does: a change set (CREATE for a new stack, UPDATE
+    otherwise), wait until it is ready, execute it, wait for the stack. A change set with no
+    changes is deleted and the deploy succeeds (the CLI's ``--no-fail-on-empty-changeset``)."""
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     existing = {
-        s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+        s["StackName"]: s["StackStatus"]
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
     }
-    if STACK_NAME in existing:
-        try:
-            cfn.update_stack(
-                StackName=STACK_NAME,
-                TemplateBody=body,
-                Parameters=params,
-                Capabilities=["CAPABILITY_NAMED_IAM"],
-            )
-        except cfn.exceptions.ClientError as error:
-            if "No updates are to be performed" not in str(error):
-                raise
+    kind = "UPDATE" if existing.get(STACK_NAME, "REVIEW_IN_PROGRESS") != "REVIEW_IN_PROGRESS" else "CREATE"
+    name = f"deploy-{time.time_ns()}"
+    cfn.create_change_set(
+        StackName=STACK_NAME, ChangeSetName=name, ChangeSetType=kind, TemplateBody=body,
+        Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"],
+    )  # fmt: skip
+    for _ in range(120):
+        change_set = cfn.describe_change_set(StackName=STACK_NAME, ChangeSetName=name)
+        if change_set["Status"] == "CREATE_COMPLETE":
+            break
+        if change_set["Status"] == "FAILED":
+            reason = change_set.get("StatusReason", "")
+            if "didn't contain changes" in reason or "No updates are to be performed" in reason:
+                cfn.delete_change_set(StackName=STACK_NAME, ChangeSetName=name)
+                return
+            raise RuntimeError(f"change set {name} of {STACK_NAME} failed: {reason}")
+        time.sleep(1)
     else:
-        cfn.create_stack(
-            StackName=STACK_NAME, TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"]
-        )
+        raise TimeoutError(f"change set {name} of {STACK_NAME} still not ready")
+    cfn.execute_change_set(StackName=STACK_NAME, ChangeSetName=name)
     for _ in range(120):
         status = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
         if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
@@ -115,6 +126,14 @@ def _deploy_stack(cfn: Any, body: str, parameters: dict[str, str]) -> None:
             raise RuntimeError(f"stack {STACK_NAME} ended in {status}")
         time.sleep(1)
     raise TimeoutError(f"stack {STACK_NAME} still not complete")
+
+
+def stack_outputs(endpoint_url: str | None = None) -> dict[str, str]:
+    """The deployed stack's outputs (DescribeStacks), {OutputKey: OutputValue}: what an
+    operator reads after ``aws cloudformation deploy`` to configure Airflow."""
+    cfn = _session_client("cloudformation", endpoint_url)
+    stack = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
 def provision(
