@@ -306,3 +306,42 @@ def test_a_run_with_measuring_points_rewrites_only_those_points_rows(airflow_db,
         before[before["lveNr"] == 100].reset_index(drop=True)
     )
 
+
+
+def set_faults(stack, **values) -> dict:
+    """POST /_localaws/faults, the offline stack's control API."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{stack.endpoint_url}/_localaws/faults", data=json.dumps(values).encode(),
+                                     method="POST")  # fmt: skip
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)
+
+
+def test_an_insert_that_fails_half_written_keeps_the_old_rows_and_its_retry_leaves_one_copy(airflow_db, raw):
+    """The offline Athena's own fault: the INSERT uploads one of its files, then FAILS (as Athena
+    can mid-write). Without a retry the run fails and the chunk's partitions hold their earlier
+    rows, not the half; with one, the retry leaves exactly one copy."""
+    assert run(conf(chunk_hours=3)).state == "success"
+    before, files_before = written(raw)
+    try:
+        set_faults(raw, athena_insert_fail_after_files=1, athena_insert_failures=1)
+        assert run(conf(chunk_hours=3)).state == "failed"
+        assert set_faults(raw)["athena_insert_fail_after_files"] is None  # the fault hit an INSERT
+        after_failure, files_after_failure = written(raw)
+        pd.testing.assert_frame_equal(after_failure, before)
+        assert files_after_failure == files_before
+
+        set_faults(raw, athena_insert_fail_after_files=1, athena_insert_failures=1)
+        result = run(conf(chunk_hours=3), retries=1)
+        assert result.state == "success"
+        assert set_faults(raw)["athena_insert_fail_after_files"] is None
+        tries = {ti.map_index: ti.try_number for ti in result.get_task_instances() if ti.task_id == "write_chunk"}
+        assert sorted(tries.values()) == [1, 2]  # one chunk failed half-written, then its retry
+    finally:
+        set_faults(raw, athena_insert_fail_after_files=None)
+    data, files = written(raw)
+    assert set(files.values()) == {1} and len(files) == 6
+    assert one_copy_per_minute(data)
+    assert_matches_reference(data, expected())
+    assert raw.client("dynamodb").scan(TableName="traffic_write_leases")["Count"] == 0
