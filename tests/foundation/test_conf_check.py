@@ -115,5 +115,150 @@ def test_the_rest_api_still_creates_a_run_with_declared_keys_and_still_asks_for_
     )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["conf"] == {"region_id": 10000030}
-    invalid = requests.post(url, json={"logical_date": None, "conf": {"region_id": 5}}, headers=auth, timeout=60)
+    invalid = requests.post(
+        url, json={"logical_date": None, "conf": {"region_id": 5}}, headers=auth, timeout=60
+    )
     assert invalid.status_code == 400 and "region_id" in invalid.text  # Airflow's own param validation
+
+
+# ---------------------------------------------------------------- hostile bodies (issue 20.5)
+
+MIB = 1024 * 1024
+
+
+class HealthProbe:
+    """GET /api/v2/monitor/health every 20 ms in a thread; records (start, latency) of each."""
+
+    def __init__(self, base_url: str):
+        import threading
+
+        self.url = f"{base_url}/api/v2/monitor/health"
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
+
+    def _run(self) -> None:
+        import time
+
+        import requests
+
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                assert session.get(self.url, timeout=10).status_code == 200
+                self.samples.append((started, time.monotonic() - started))
+                self.stop.wait(0.02)
+
+    def between(self, first: float, last: float) -> list[float]:
+        return [latency for started, latency in self.samples if first <= started <= last]
+
+
+def _post_big_body(base_url: str, headers: dict[str, str], size: int, chunked: bool):
+    """POST ``size`` bytes to a trigger path on a raw socket, sending in a thread while the
+    answer is read; the status, when it came (s after the first byte), and when the sender
+    was done (every byte handed over, or the server stopped taking them)."""
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base_url)
+    connection = socket.create_connection((address.hostname, address.port), timeout=20)
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(size)}
+    head = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in {
+            "Host": address.netloc, "Content-Type": "application/json", **framing, **headers
+        }.items()
+    )  # fmt: skip
+    chunk = b"x" * (256 * 1024)
+    sender_done: list[float] = []
+
+    def send() -> None:
+        try:
+            connection.sendall(f"POST /api/v2/dags/market_orders/dagRuns HTTP/1.1\r\n{head}\r\n".encode())
+            for _ in range(size // len(chunk)):
+                connection.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                connection.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server stopped reading: that is allowed
+        sender_done.append(time.monotonic())
+
+    started = time.monotonic()
+    sender = threading.Thread(target=send, name="big-body-sender", daemon=True)
+    sender.start()
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        data = connection.recv(65536)
+        assert data, "connection closed without an answer"
+        answer += data
+    answered = time.monotonic() - started
+    sender.join(timeout=60)
+    connection.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, answered, (sender_done[0] - started) if sender_done else None, started
+
+
+@pytest.mark.parametrize(
+    ("case", "chunked", "with_token", "expected"),
+    [
+        ("no token, Content-Length 64 MiB", False, None, {401}),
+        ("no token, chunked 64 MiB", True, None, {401}),
+        ("forged token, Content-Length 64 MiB", False, "forged", {401, 403}),
+        ("valid token, Content-Length 64 MiB", False, "valid", {413}),
+        ("valid token, chunked 64 MiB", True, "valid", {413}),
+    ],
+)
+def test_a_64_mib_trigger_body_is_answered_at_once_and_health_is_never_delayed(
+    case, chunked, with_token, expected, serialized_dags, running_api_server, api_token
+):
+
+    headers = {}
+    if with_token == "valid":
+        headers["Authorization"] = f"Bearer {api_token}"
+    elif with_token == "forged":
+        headers["Authorization"] = f"Bearer {api_token[:-8]}AAAAAAAA"  # signature no longer matches
+    # The machine is shared (2 cores, parallel test sessions): a measurement may be disturbed
+    # by another process, so up to 3 are taken and one must meet both bounds. The old
+    # middleware missed them by seconds on every try (it read all 64 MiB first).
+    records = []
+    for _ in range(3):
+        status, answered, delay, record = _measure(running_api_server, headers, chunked, case)
+        records.append(record)
+        print(record)
+        assert status in expected, record
+        if answered < 1.0 and delay < 0.1:
+            break
+    else:
+        pytest.fail(
+            "no measurement met the bounds (answer < 1 s, health delay < 100 ms):\n" + "\n".join(records)
+        )
+
+
+def _measure(base_url: str, headers: dict[str, str], chunked: bool, case: str):
+    """One upload with the health probe running: status, answer time, worst health delay, record."""
+    import statistics
+    import time
+
+    probe = HealthProbe(base_url)
+    probe.thread.start()
+    try:
+        time.sleep(1.0)  # a baseline of health latencies without the upload
+        status, answered, sender_done, started = _post_big_body(base_url, headers, 64 * MIB, chunked)
+        time.sleep(0.3)
+    finally:
+        probe.stop.set()
+        probe.thread.join(timeout=10)
+    baseline = probe.between(0, started)
+    during = probe.between(started, started + max(answered, sender_done or 0) + 0.3)
+    assert len(baseline) >= 5 and during, (baseline, during)
+    typical = statistics.median(baseline)
+    delay = max(during) - typical
+    record = (
+        f"{case}: HTTP {status} after {answered * 1000:.0f} ms; sender done after "
+        f"{(sender_done or 0) * 1000:.0f} ms; health latency ms: baseline median {typical * 1000:.1f} "
+        f"(n={len(baseline)}), during the upload {[round(x * 1000, 1) for x in during]}, "
+        f"worst delay {delay * 1000:.1f}"
+    )
+    return status, answered, delay, record
