@@ -7,6 +7,8 @@ the pure pieces (schema inference, partition folders, storage descriptors) are i
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -27,15 +29,28 @@ from localaws.glue_schema import (
 )
 from localaws.s3io import S3Object, list_objects, read_bytes, split_s3_uri
 
+log = logging.getLogger("localaws.glue")
+
 
 class CrawlRun:
     """A crawl of one crawler's definition, with the clients it writes through."""
 
     def __init__(
-        self, glue: Any, s3: Any, name: str, definition: dict[str, Any], cancel: threading.Event
+        self,
+        glue: Any,
+        s3: Any,
+        name: str,
+        definition: dict[str, Any],
+        cancel: threading.Event,
+        skip_folders: set[str] | None = None,
     ) -> None:
         self.glue, self.s3 = glue, s3
         self.name, self.definition, self.cancel = name, definition, cancel
+        # an incremental crawl (CRAWL_NEW_FOLDERS_ONLY): folders earlier crawls read, not read again
+        self.skip_folders = skip_folders
+        self.folders_read: set[str] = set()
+        self.objects_read = 0
+        self.schema_changes: list[str] = []
 
     def run(self) -> dict[str, int]:
         """Crawl every target; answer the summary (TablesCreated, TablesUpdated, PartitionsAdded)."""
@@ -48,7 +63,7 @@ class CrawlRun:
             glue.get_database(Name=database)
         except glue.exceptions.EntityNotFoundException as error:
             raise CrawlFailed(f"Database {database} not found") from error
-        summary = {"TablesCreated": 0, "TablesUpdated": 0, "PartitionsAdded": 0}
+        summary = {"TablesCreated": 0, "TablesUpdated": 0, "PartitionsAdded": 0, "ObjectsRead": 0}
         for target in definition["Targets"].get("S3Targets", []):
             if self.cancel.is_set():
                 break
@@ -69,6 +84,11 @@ class CrawlRun:
                 _created, partitions = self._crawl_target(target, target_database, table_name)
                 summary["TablesUpdated"] += 1
                 summary["PartitionsAdded"] += partitions
+        summary["ObjectsRead"] = self.objects_read
+        if self.schema_changes:  # UpdateBehavior LOG: logged, the table left as it is
+            summary["SchemaChangesLogged"] = len(self.schema_changes)
+            for change in self.schema_changes:
+                log.warning("crawler %s: %s", self.name, change)
         return summary
 
     def _crawl_target(
@@ -87,6 +107,11 @@ class CrawlRun:
             raise CrawlFailed(f"no data files found under {path}")
         depth = max(len(partition_levels(o.key[len(prefix) :])) for o in objects)
         objects = [o for o in objects if len(partition_levels(o.key[len(prefix) :])) == depth]
+        if self.skip_folders is not None:
+            objects = [o for o in objects if _folder(o) not in self.skip_folders]
+            if not objects:
+                return False, 0  # nothing new since the last crawl: nothing read, nothing changed
+        self.folders_read |= {_folder(o) for o in objects}
 
         partitions: dict[tuple[str, ...], list[S3Object]] = {}
         keys: list[str] = []
@@ -104,6 +129,7 @@ class CrawlRun:
                 return False, 0
             for obj in files[:sample_files]:
                 raw = s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
+                self.objects_read += 1
                 compressed = compressed or raw[:2] == b"\x1f\x8b"
                 try:
                     data = read_bytes(s3, obj.bucket, obj.key) if raw[:2] == b"\x1f\x8b" else raw
@@ -168,6 +194,17 @@ class CrawlRun:
             return True
         policy = self.definition.get("SchemaChangePolicy", {}).get("UpdateBehavior", "UPDATE_IN_DATABASE")
         if policy == "LOG":
+            declared = {
+                c["Name"]: c["Type"] for c in existing.get("StorageDescriptor", {}).get("Columns", [])
+            }
+            for column in columns:
+                if column["Name"] not in declared:
+                    self.schema_changes.append(
+                        f"{database}.{table}: new column {column['Name']} {column['Type']}"
+                    )
+                elif declared[column["Name"]] != column["Type"]:
+                    self.schema_changes.append(f"{database}.{table}: column {column['Name']} is "
+                                               f"{declared[column['Name']]}, the data has {column['Type']}")  # fmt: skip
             return False
         # keep columns the catalog already has (a column missing from today's files is not dropped)
         merged: OrderedDict[str, str | None] = OrderedDict(
@@ -199,6 +236,8 @@ class CrawlRun:
         for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
             existing.update(tuple(p["Values"]) for p in page["Partitions"])
         new = []
+        inherit = _inherits_from_table(self.definition)
+        table_storage = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]
         for values in sorted(partitions):
             if values in existing:
                 continue
@@ -206,10 +245,18 @@ class CrawlRun:
             sample_key = partitions[values][0].key
             prefix_len = len(split_s3_uri(location)[1])
             folder = "/".join(sample_key[prefix_len:].split("/")[:-1])
+            storage = (
+                {
+                    **{k: v for k, v in table_storage.items() if k != "Location"},
+                    "Location": f"{location}{folder}/",
+                }
+                if inherit
+                else storage_descriptor(fmt, f"{location}{folder}/", columns)
+            )
             new.append(
                 {
                     "Values": list(values),
-                    "StorageDescriptor": storage_descriptor(fmt, f"{location}{folder}/", columns),
+                    "StorageDescriptor": storage,
                     "Parameters": {"classification": fmt},
                 }
             )
@@ -227,3 +274,17 @@ class CrawlRun:
                     f"registering partitions of {database}.{table} failed: {errors[0]['ErrorDetail']}"
                 )
         return len(new)
+
+
+def _folder(obj: S3Object) -> str:
+    return f"s3://{obj.bucket}/{obj.key.rsplit('/', 1)[0]}/"
+
+
+def _inherits_from_table(definition: dict[str, Any]) -> bool:
+    """Configuration CrawlerOutput.Partitions.AddOrUpdateBehavior = InheritFromTable."""
+    try:
+        configuration = json.loads(definition.get("Configuration") or "{}")
+    except ValueError:
+        return False
+    behavior = configuration.get("CrawlerOutput", {}).get("Partitions", {}).get("AddOrUpdateBehavior")
+    return behavior == "InheritFromTable"

@@ -15,6 +15,15 @@ inference of ``glue_schema.py``) in a background thread:
 4. create or update the table (``TablePrefix`` + the target's last folder name) in the
    crawler's database and register every partition not yet in the catalog.
 
+The recrawl and schema-change policies are Glue's, checked as strictly as Glue checks
+them (``check_policies``: a configuration Glue refuses is refused, with Glue's message):
+``RecrawlPolicy`` ``CRAWL_NEW_FOLDERS_ONLY`` reads only the folders no successful crawl of
+this crawler has read before (an incremental crawl: what it reads does not grow with
+history; it requires ``SchemaChangePolicy`` LOG/LOG), ``UpdateBehavior`` LOG leaves an
+existing table's schema as declared, and the crawler ``Configuration``
+``CrawlerOutput.Partitions.AddOrUpdateBehavior = InheritFromTable`` gives new partitions
+the table's storage (columns, SerDe) instead of what the crawl inferred.
+
 To keep a crawl of thousands of files quick, the schema is read from at most
 ``LOCALAWS_CRAWL_SAMPLE_FILES`` files per partition (default 2) and the first
 ``LOCALAWS_CRAWL_SAMPLE_LINES`` lines of a text file (default 2000); every partition is
@@ -64,6 +73,9 @@ class Crawler:
     cancel: threading.Event = field(default_factory=threading.Event)
     tables_created: int = 0
     tables_updated: int = 0
+    # S3 folders (s3://bucket/prefix/) read by this crawler's successful crawls: what an
+    # incremental (CRAWL_NEW_FOLDERS_ONLY) crawl skips
+    crawled_folders: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -107,6 +119,49 @@ CRAWLER_FIELDS = {
     "TablePrefix", "SchemaChangePolicy", "RecrawlPolicy", "LineageConfiguration",
     "LakeFormationConfiguration", "Configuration", "CrawlerSecurityConfiguration", "Tags",
 }  # fmt: skip
+
+
+RECRAWL_BEHAVIORS = ("CRAWL_EVERYTHING", "CRAWL_NEW_FOLDERS_ONLY", "CRAWL_EVENT_MODE")
+UPDATE_BEHAVIORS = ("LOG", "UPDATE_IN_DATABASE")
+DELETE_BEHAVIORS = ("LOG", "DELETE_FROM_DATABASE", "DEPRECATE_IN_DATABASE")
+
+
+def check_policies(definition: dict[str, Any]) -> None:
+    """Refuse what Glue's CreateCrawler/UpdateCrawler refuse about the recrawl and schema-change policies."""
+    recrawl = (definition.get("RecrawlPolicy") or {}).get("RecrawlBehavior", "CRAWL_EVERYTHING")
+    policy = definition.get("SchemaChangePolicy") or {}
+    update = policy.get("UpdateBehavior", "UPDATE_IN_DATABASE")
+    delete = policy.get("DeleteBehavior", "DEPRECATE_IN_DATABASE")
+    for name, value, allowed in (
+        ("RecrawlPolicy.RecrawlBehavior", recrawl, RECRAWL_BEHAVIORS),
+        ("SchemaChangePolicy.UpdateBehavior", update, UPDATE_BEHAVIORS),
+        ("SchemaChangePolicy.DeleteBehavior", delete, DELETE_BEHAVIORS),
+    ):
+        if value not in allowed:
+            raise AwsError(
+                "ValidationException",
+                f"1 validation error detected: Value '{value}' at '{name}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(allowed)}]",
+            )
+    s3_targets = (definition.get("Targets") or {}).get("S3Targets") or []
+    if recrawl == "CRAWL_NEW_FOLDERS_ONLY" and (update, delete) != ("LOG", "LOG"):
+        raise AwsError(
+            "InvalidInputException",
+            'The SchemaChangePolicy for "Crawl new folders only" Amazon S3 target can have only LOG '
+            "DeleteBehavior value and LOG UpdateBehavior value.",
+        )
+    if recrawl != "CRAWL_EVERYTHING" and (definition.get("Targets") or {}).get("CatalogTargets"):
+        raise AwsError(
+            "InvalidInputException", f"{recrawl} is only supported for crawlers with Amazon S3 targets"
+        )
+    if recrawl == "CRAWL_EVENT_MODE" and not all(t.get("EventQueueArn") for t in s3_targets):
+        raise AwsError("InvalidInputException", "EventQueueArn is required for CRAWL_EVENT_MODE")
+    configuration = definition.get("Configuration")
+    if configuration:
+        try:
+            json.loads(configuration)
+        except (TypeError, ValueError) as error:
+            raise AwsError("InvalidInputException", f"Crawler configuration not valid: {error}") from error
 
 
 class GlueCrawlerExtension(Extension):
@@ -167,6 +222,7 @@ class GlueCrawlerExtension(Extension):
         definition = self._definition(request)
         if not definition.get("Name") or not definition.get("Role"):
             raise AwsError("InvalidInputException", "Name and Role are required")
+        check_policies(definition)
         with self.lock:
             if definition["Name"] in self.crawlers:
                 raise AwsError("AlreadyExistsException", f"{definition['Name']} already exists")
@@ -182,6 +238,7 @@ class GlueCrawlerExtension(Extension):
                     "CrawlerRunningException", f"Crawler with name {crawler.name} has already started"
                 )
             changes = {k: v for k, v in request.items() if k in CRAWLER_FIELDS and k != "Name"}
+            check_policies({**crawler.definition, **changes})  # as updated, before anything changes
             crawler.definition.update(changes)
             crawler.version += 1
             crawler.last_updated = time.time()
@@ -294,16 +351,23 @@ class GlueCrawlerExtension(Extension):
         min_seconds = env_float("LOCALAWS_CRAWL_MIN_SECONDS", 1.0)
         status, error = "SUCCEEDED", None
         try:
-            crawl.summary = CrawlRun(
+            incremental = (crawler.definition.get("RecrawlPolicy") or {}).get("RecrawlBehavior") == (
+                "CRAWL_NEW_FOLDERS_ONLY"
+            )
+            run = CrawlRun(
                 self.stack.internal_client("glue"),
                 self.stack.internal_client("s3"),
                 crawler.name,
                 crawler.definition,
                 crawler.cancel,
-            ).run()
+                skip_folders=set(crawler.crawled_folders) if incremental else None,
+            )
+            crawl.summary = run.run()
             with self.lock:
                 crawler.tables_created += crawl.summary["TablesCreated"]
                 crawler.tables_updated += crawl.summary["TablesUpdated"]
+                if not crawler.cancel.is_set():
+                    crawler.crawled_folders |= run.folders_read
         except CrawlFailed as failure:
             status, error = "FAILED", str(failure)
         except AwsError as failure:
