@@ -294,7 +294,7 @@ def cumulative_csv(rows: Iterable[CumulativeTotals]) -> str:
 
 def market_csv(items: Iterable[Mapping[str, Any]]) -> str:
     """A region's ranked types as CSV (the dashboard's table)."""
-    columns = ["region_id", "type_id", *(sort.value for sort in MarketSort), "last_modified"]
+    columns = ["region_id", "type_id", "type_name", *(sort.value for sort in MarketSort), "last_modified"]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

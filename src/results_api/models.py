@@ -88,6 +88,12 @@ class MarketType(BaseModel):
 
     region_id: int
     type_id: int
+    type_name: str | None = Field(
+        None,
+        description="The type's name as ESI gives it (e.g. 18: Plagioclase), stored by market_orders "
+        "when the type was new to the region; null: not known (show the id)",
+        examples=["Plagioclase"],
+    )
     sell_volume: int
     buy_volume: int
     sell_orders: int

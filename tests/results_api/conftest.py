@@ -5,13 +5,15 @@ The tables are filled the way the DAGs fill them, from the real sample files: co
 by ``pipelines.covid.steps`` from the NYT and JHU files, department_directory by
 ``pipelines.directory.steps`` from ``sample_data/directory/staff.csv``, market_orders by
 ``pipelines.market.domain``'s aggregation and item format from a fake ESI snapshot and
-the real ESI sample orders (not by the download task, so a change in how pages are
-fetched does not touch these tests). Expected figures are computed again in the tests,
+the real ESI sample orders, named by ``pipelines.market.names`` from the fake ESI's names
+endpoint (not by the download task, so a change in how pages are fetched does not touch
+these tests). Expected figures are computed again in the tests,
 independently, from the same files and orders.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from collections.abc import Iterator
@@ -72,6 +74,8 @@ def seeded(local_aws) -> Iterator[Seeded]:
     from pipelines.covid import steps as covid
     from pipelines.directory import steps as directory
     from pipelines.market.domain import aggregate, to_items
+    from pipelines.market.esi import EsiClient
+    from pipelines.market.names import with_names
     from results_api.store import MARKET_TABLE, reset_default_store
 
     local_aws.reset()
@@ -94,18 +98,24 @@ def seeded(local_aws) -> Iterator[Seeded]:
 
     # market_orders: the pipeline's aggregation and item format (pipelines.market.domain)
     # over every page of a fake ESI snapshot, and over the real ESI sample orders.
+    # Type names as the pipeline's name_types stores them, from the fake ESI's names endpoint.
     esi = FakeEsi(pages=3, seed=11).start()
     try:
         esi_orders, last_modified = fetch_esi_snapshot(esi.url, ESI_REGION)
+        sample_orders = json.loads(MARKET_SAMPLE.read_text())
+        type_ids = {o["type_id"] for o in esi_orders + sample_orders}
+        names, unknown = asyncio.run(EsiClient(esi.url).resolve_type_names(type_ids))
     finally:
         esi.stop()
+    known = {**{str(t): n for t, n in names.items()}, **dict.fromkeys(map(str, unknown))}
     client = dynamodb_client()
-    put_items(client, MARKET_TABLE, to_items(ESI_REGION, aggregate(esi_orders), last_modified))
-    sample_orders = json.loads(MARKET_SAMPLE.read_text())
+    put_items(
+        client, MARKET_TABLE, with_names(to_items(ESI_REGION, aggregate(esi_orders), last_modified), known)
+    )
     put_items(
         client,
         MARKET_TABLE,
-        to_items(SAMPLE_REGION, aggregate(sample_orders), "Fri, 09 Aug 2019 20:30:00 GMT"),
+        with_names(to_items(SAMPLE_REGION, aggregate(sample_orders), "Fri, 09 Aug 2019 20:30:00 GMT"), known),
     )
     yield Seeded(esi_orders=esi_orders)
     reset_default_store()

@@ -310,6 +310,7 @@ def test_one_type_of_the_real_esi_sample_has_the_figures_of_its_seven_orders(cli
     assert served == {
         "region_id": SAMPLE_REGION,
         "type_id": 34,
+        "type_name": "Tritanium",  # EVE's name for type 34 (sample_data/market/PROVENANCE.md)
         "sell_volume": sell_volume,
         "buy_volume": sum(o["volume_remain"] for o in buys),
         "sell_orders": 5,
@@ -324,6 +325,21 @@ def test_one_type_of_the_real_esi_sample_has_the_figures_of_its_seven_orders(cli
         ),
         "last_modified": "Fri, 09 Aug 2019 20:30:00 GMT",
     }
+
+
+def test_market_types_carry_their_eve_names_and_an_unknown_name_is_null(client):
+    body = client.get(f"/results/api/market/{ESI_REGION}", params={"top": 1000, "sort": "sell_orders"}).json()
+    names = {t["type_id"]: t["type_name"] for t in body["types"]}
+    # real EVE names, by hand: 18 Plagioclase, 19 Spodumain, 20 Kernite, 34 Tritanium
+    assert (names[18], names[19], names[20], names[34]) == ("Plagioclase", "Spodumain", "Kernite", "Tritanium")
+    assert names[23] is None  # no EVE type has id 23: ESI cannot name it, the dashboard shows the id
+    assert client.get(f"/results/api/market/{ESI_REGION}/20").json()["type_name"] == "Kernite"
+    rows = csv.DictReader(
+        client.get(f"/results/api/market/{ESI_REGION}", params={"top": 1000, "format": "csv"}).text.splitlines()
+    )
+    assert {r["type_id"]: r["type_name"] for r in rows if r["type_id"] in ("18", "23")} == {
+        "18": "Plagioclase", "23": ""
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ The api-server app runs on a real port; the browser carries the Airflow session 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.results_api.conftest import DIRECTORY_CSV, TEST_OUTPUT
+from tests.results_api.conftest import DIRECTORY_CSV, MARKET_SAMPLE, TEST_OUTPUT
 
 pytestmark = pytest.mark.browser
 
@@ -102,6 +103,15 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
 
     page.wait_for_selector("#market-table tbody tr")
     assert page.locator("#market-table tbody tr").count() == 10
+    # each type by its EVE name, its id beside it; a type ESI cannot name by its id alone
+    shown = page.evaluate(
+        "href => fetch(href).then(r => r.json())", "api/market/10000002?sort=sell_volume&top=10"
+    )["types"]
+    cells = page.locator("#market-table tbody td.type").all_inner_texts()
+    assert cells == [
+        f"{t['type_name']} {t['type_id']}" if t["type_name"] else str(t["type_id"]) for t in shown
+    ]
+    assert "Plagioclase 18" in cells  # the market's most traded type in the fake ESI, by hand
     market_csv = page.evaluate(
         "href => fetch(href).then(r => r.text())", page.get_attribute("#market-csv", "href")
     )
@@ -117,7 +127,9 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
         expect(page.locator("#department-names li")).not_to_have_count(count)
     assert page.locator("#department-names li button").all_inner_texts() == names
     page.fill("#department-input", names[-1][:-1])
-    expect(page.locator("#department-names li")).to_have_count(sum(n.startswith(names[-1][:-1]) for n in names))
+    expect(page.locator("#department-names li")).to_have_count(
+        sum(n.startswith(names[-1][:-1]) for n in names)
+    )
     assert page.inner_text("#directory-asof")
 
     page.fill("#department-input", "dept-003")
@@ -138,6 +150,87 @@ def test_dashboard_charts_switches_granularity_and_looks_up_a_department(page, l
     page.press("#department-input", "Enter")
     page.wait_for_selector("#department-result .error")
     assert page.inner_text("#department-result") == "department 'no-such-department' is not in the directory"
+    assert [e for e in page.console_errors if "status of 404" not in e] == []
+
+
+def zero_heights(page) -> dict[str, float]:
+    """Where the chart draws 0 on each y scale (CSS pixels from the top of the plot)."""
+    return page.eval_on_selector(
+        "#covid-chart", "c => ({cases: c.uplot.valToPos(0, 'cases'), deaths: c.uplot.valToPos(0, 'deaths')})"
+    )
+
+
+def data_inside_ranges(page) -> bool:
+    """Every value of every series lies inside its scale's range (no line is cut off)."""
+    return page.eval_on_selector(
+        "#covid-chart",
+        """c => c.uplot.series.every((s, i) => i === 0 || c.uplot.data[i].every(v => v === null ||
+              (c.uplot.scales[s.scale].min <= v && v <= c.uplot.scales[s.scale].max)))""",
+    )
+
+
+def test_the_covid_charts_two_axes_share_one_zero_line_and_the_cumulative_view(page, live_api_server):
+    page.goto(f"{live_api_server}/results/dashboard?region=10000002")
+    for view, periods in (("daily", "420"), ("weekly", "61"), ("monthly", "15"), ("cumulative", "420")):
+        page.click(f"button[data-granularity='{view}']")
+        page.wait_for_selector(f"#covid-chart[data-granularity='{view}'] canvas")
+        assert page.get_attribute("#covid-chart", "data-periods") == periods
+        zero = zero_heights(page)
+        assert abs(zero["cases"] - zero["deaths"]) < 0.5, (view, zero)
+        assert data_inside_ranges(page), view
+    # daily changes go negative (revisions): zero is then above the bottom, on both axes alike
+    page.fill("#covid-from", "2020-03-01")
+    page.fill("#covid-to", "2021-03-16")
+    page.click("button[data-granularity='daily']")
+    page.wait_for_selector("#covid-chart[data-granularity='daily'] canvas")
+    zero = zero_heights(page)
+    assert abs(zero["cases"] - zero["deaths"]) < 0.5 and data_inside_ranges(page)
+
+    # the cumulative view: the stored totals, recoveries missing where JHU stopped reporting them
+    page.fill("#covid-from", "")
+    page.fill("#covid-to", "")
+    page.click("button[data-granularity='cumulative']")
+    page.wait_for_selector("#covid-chart[data-granularity='cumulative'] canvas")
+    assert painted_pixels(page, "#covid-chart canvas") > 2000
+    legend = page.inner_text("#covid-chart .u-legend")
+    assert "Cases" in legend and "Deaths" in legend and "Recoveries" in legend and "New " not in legend
+    # NYT 2021-03-16: 29,569,140 cases, 536,491 deaths; JHU's last US recoveries: 6,298,082 (2020-12-13)
+    assert page.inner_text("#covid-summary") == (
+        "420 days, 2020-01-22 to 2021-03-16: 29,569,140 cases and 536,491 deaths in total; "
+        "6,298,082 recoveries as last reported (2020-12-13)."
+    )
+    assert "recoveries on 93 days" in page.inner_text("#covid-notes")
+    csv_href = page.get_attribute("#covid-csv", "href")
+    downloaded = page.evaluate("href => fetch(href).then(r => r.text())", csv_href)
+    assert (
+        downloaded.splitlines()[0] == "day,cases,deaths,recoveries,gaps"
+        and len(downloaded.splitlines()) == 421
+    )
+    assert page.console_errors == []
+
+
+def test_a_panel_without_data_shows_it_when_the_pipeline_loads_it_without_pressing_show(
+    page, live_api_server
+):
+    from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items
+    from pipelines.market.domain import aggregate, to_items
+
+    region = 10000043  # Domain: nothing loaded for it yet
+    page.goto(f"{live_api_server}/results/dashboard?region={region}")
+    page.wait_for_selector("#market[data-state='waiting']")
+    assert page.inner_text("#market-result").startswith(f"no market data for region {region}")
+
+    items = to_items(
+        region, aggregate(json.loads(MARKET_SAMPLE.read_text())), "Fri, 09 Aug 2019 20:30:00 GMT"
+    )
+    client = dynamodb_client()
+    put_items(client, "market_orders", items)  # market_orders loads the region meanwhile
+    try:
+        page.wait_for_selector("#market-table tbody tr", timeout=30_000)  # no click on "Show"
+        assert page.get_attribute("#market", "data-state") == "loaded"
+        assert page.inner_text("#market-result").startswith(f"Region {region}: top 1 of 1 types")
+    finally:
+        delete_keys(client, "market_orders", [{"region_id": str(region), "type_id": "34"}])
     assert [e for e in page.console_errors if "status of 404" not in e] == []
 
 

@@ -14,11 +14,26 @@
     }
   }
 
+  // A read that stalls (the api-server behind a busy metadata database) becomes an error
+  // after this long, so its panel says so and tries again instead of staying empty.
+  const REQUEST_TIMEOUT_MS = 20000;
+
   async function getJson(path) {
-    const response = await fetch(path, {
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    let response;
+    try {
+      response = await fetch(path, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+        signal: controller.signal,
+      });
+    } catch (error) {
+      const timedOut = error.name === "AbortError";
+      throw new ApiError(0, timedOut ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : error.message);
+    } finally {
+      clearTimeout(timer);
+    }
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       if (response.status === 401) {
@@ -65,6 +80,32 @@
     return name.endsWith("_price") ? priceFormat.format(value) : numberFormat.format(value);
   }
 
+  // ---- Panels that have no data yet try again ----------------------------------------
+  // Every panel loads on open. One whose read failed or found nothing (its DAG has not loaded
+  // yet, a read stalled) loads again every RETRY_MS and when the tab is shown again, until it
+  // has data: the page fills in when the pipeline has run, without pressing a button.
+  const RETRY_MS = 10000;
+  const panels = {
+    loaders: {},
+    timers: {},
+    loaded(name) {
+      clearTimeout(this.timers[name]);
+      delete this.timers[name];
+      document.getElementById(name).dataset.state = "loaded";
+    },
+    failed(name) {
+      clearTimeout(this.timers[name]);
+      document.getElementById(name).dataset.state = "waiting";
+      this.timers[name] = setTimeout(() => this.loaders[name](), RETRY_MS);
+    },
+    retryWaiting() {
+      for (const name of Object.keys(this.timers)) {
+        clearTimeout(this.timers[name]);
+        this.loaders[name]();
+      }
+    },
+  };
+
   // ---- COVID chart -------------------------------------------------------------------
 
   const covid = { granularity: "daily", plot: null };
@@ -73,19 +114,59 @@
     return Date.parse(`${isoDay}T00:00:00Z`) / 1000;
   }
 
+  // The two y axes (cases and recoveries on the left, deaths on the right) share one zero
+  // line: each scale's range has zero at the same height, the largest share below zero that
+  // either needs (negative changes are revisions), so a deaths line never starts below the
+  // cases' zero. Ranges hold every value of their series, padded 5%.
+  const Y_SCALES = ["cases", "deaths"];
+  const MAX_SHARE_BELOW_ZERO = 0.9; // a scale with nothing above zero still leaves room above
+
+  function extentOf(u, scale) {
+    let low = 0;
+    let high = 0;
+    u.series.forEach((series, index) => {
+      if (index === 0 || series.scale !== scale) return;
+      for (const value of u.data[index]) {
+        if (value === null || value === undefined) continue;
+        low = Math.min(low, value);
+        high = Math.max(high, value);
+      }
+    });
+    return [low, high];
+  }
+
+  function zeroAlignedRange(u, scale) {
+    const shares = Y_SCALES.map((key) => {
+      const [low, high] = extentOf(u, key);
+      return high > low ? -low / (high - low) : 0;
+    });
+    const below = Math.min(Math.max(...shares), MAX_SHARE_BELOW_ZERO);
+    const [low, high] = extentOf(u, scale);
+    let top = below > 0 ? Math.max(high, (-low * (1 - below)) / below) : high;
+    if (top <= 0) top = 1; // no data, or only zeros
+    top *= 1.05;
+    return [(-below / (1 - below)) * top, top];
+  }
+
   function covidOptions(width, granularity) {
-    const showPoints = granularity !== "daily";
+    const showPoints = granularity !== "daily" && granularity !== "cumulative";
+    const prefix = granularity === "cumulative" ? "" : "New ";
+    const name = (text) => (prefix ? prefix + text : text[0].toUpperCase() + text.slice(1));
     return {
       width,
       height: 320,
       tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
-      scales: { x: { time: true }, cases: { auto: true }, deaths: { auto: true } },
+      scales: {
+        x: { time: true },
+        cases: { range: (u) => zeroAlignedRange(u, "cases") },
+        deaths: { range: (u) => zeroAlignedRange(u, "deaths") },
+      },
       // null (a gap of the source) is drawn as a break in the line, never as a value
       legend: { live: true },
       series: [
-        { label: granularity === "daily" ? "Day" : "Period starting" },
+        { label: granularity === "daily" || granularity === "cumulative" ? "Day" : "Period starting" },
         {
-          label: "New cases",
+          label: name("cases"),
           scale: "cases",
           stroke: "#017cee",
           width: 1.5,
@@ -93,7 +174,7 @@
           value: (u, v) => formatNumber(v),
         },
         {
-          label: "New recoveries",
+          label: name("recoveries"),
           scale: "cases",
           stroke: "#2e8540",
           width: 1.5,
@@ -101,7 +182,7 @@
           value: (u, v) => (v === null || v === undefined ? "no data" : formatNumber(v)),
         },
         {
-          label: "New deaths",
+          label: name("deaths"),
           scale: "deaths",
           stroke: "#d64545",
           width: 1.5,
@@ -130,7 +211,62 @@
 
   const sumOf = (periods, name) => periods.reduce((sum, p) => sum + (p[name] ?? 0), 0);
 
+  function drawCovid(granularity, columns, count) {
+    const chart = $("#covid-chart");
+    if (covid.plot) covid.plot.destroy();
+    chart.replaceChildren();
+    chart.dataset.granularity = granularity;
+    chart.dataset.periods = String(count);
+    covid.plot = new uPlot(covidOptions(chart.clientWidth || 800, granularity), columns, chart);
+    chart.uplot = covid.plot; // for the browser test: where each scale's zero is drawn
+  }
+
+  async function loadCumulative() {
+    const params = new URLSearchParams();
+    const from = $("#covid-from").value;
+    const to = $("#covid-to").value;
+    if (from) params.set("from", from);
+    if (to) params.set("to", to);
+    const chart = $("#covid-chart");
+    const summary = $("#covid-summary");
+    const query = `api/covid/cumulative${params.size ? `?${params}` : ""}`;
+    $("#covid-csv").href = `${query}${params.size ? "&" : "?"}format=csv`;
+    try {
+      const data = await getJson(query);
+      const days = data.days;
+      const gaps = Object.entries(data.gap_days).filter(([, count]) => count > 0);
+      chart.dataset.partial = "";
+      chart.dataset.gaps = String(days.filter((d) => d.gaps.length).length);
+      $("#covid-notes").textContent = gaps.length
+        ? `Missing where the source stopped reporting (shown as a break): ` +
+          gaps.map(([metric, count]) => `${metric} on ${count} days`).join(", ") + "."
+        : "";
+      showAsOf("#covid-asof", "covid_daily", data.data_as_of);
+      drawCovid("cumulative", [
+        days.map((d) => dayToSeconds(d.day)),
+        days.map((d) => d.cases),
+        days.map((d) => d.recoveries),
+        days.map((d) => d.deaths),
+      ], days.length);
+      const last = days[days.length - 1];
+      const lastWith = (name) => [...days].reverse().find((d) => d[name] !== null);
+      const recovered = lastWith("recoveries");
+      summary.textContent = days.length
+        ? `${days.length} days, ${days[0].day} to ${last.day}: ${formatNumber(last.cases)} cases and ` +
+          `${formatNumber(last.deaths)} deaths in total` +
+          (recovered ? `; ${formatNumber(recovered.recoveries)} recoveries as last reported (${recovered.day}).` : ".")
+        : "No COVID data in this range (the covid_daily DAG loads it).";
+      summary.classList.remove("error");
+      panels[days.length || from || to ? "loaded" : "failed"]("covid"); // nothing loaded yet: wait
+    } catch (error) {
+      summary.textContent = `Could not load COVID figures: ${error.message}`;
+      summary.classList.add("error");
+      panels.failed("covid");
+    }
+  }
+
   async function loadCovid() {
+    if (covid.granularity === "cumulative") return loadCumulative();
     const params = new URLSearchParams({ granularity: covid.granularity });
     const from = $("#covid-from").value;
     const to = $("#covid-to").value;
@@ -163,11 +299,7 @@
       }
       notes.textContent = lines.join(" ");
       showAsOf("#covid-asof", "covid_daily", data.data_as_of);
-      if (covid.plot) covid.plot.destroy();
-      chart.replaceChildren();
-      chart.dataset.granularity = data.granularity;
-      chart.dataset.periods = String(periods.length);
-      covid.plot = new uPlot(covidOptions(chart.clientWidth || 800, data.granularity), columns, chart);
+      drawCovid(data.granularity, columns, periods.length);
       summary.textContent = periods.length
         ? `${periods.length} ${data.granularity} periods, ${periods[0].start} to ` +
           `${periods[periods.length - 1].end}: ${formatNumber(sumOf(periods, "new_cases"))} new cases, ` +
@@ -176,9 +308,11 @@
           (data.baseline_day ? ` (changes measured from ${data.baseline_day}).` : ".")
         : "No COVID data in this range (the covid_daily DAG loads it).";
       summary.classList.remove("error");
+      panels[periods.length || from || to ? "loaded" : "failed"]("covid"); // nothing loaded yet: wait
     } catch (error) {
       summary.textContent = `Could not load COVID figures: ${error.message}`;
       summary.classList.add("error");
+      panels.failed("covid");
     }
   }
 
@@ -194,6 +328,16 @@
 
   const MARKET_COLUMNS = ["sell_volume", "buy_volume", "min_sell_price", "max_buy_price"];
   const label = (name) => name.replaceAll("_", " ");
+
+  // EVE's name for the type (stored by market_orders), its id beside it; the id alone when
+  // ESI has no name for it.
+  function typeCell(type) {
+    if (!type.type_name) return element("td", { class: "type", text: String(type.type_id) });
+    return element("td", { class: "type", title: `type_id ${type.type_id}` }, [
+      type.type_name,
+      element("span", { class: "muted type-id", text: ` ${type.type_id}` }),
+    ]);
+  }
 
   async function loadMarket() {
     const region = $("#market-region").value;
@@ -215,7 +359,7 @@
         bar.style.width = `${(100 * (Number(t[sort]) || 0)) / largest}%`;
         return element("tr", {}, [
           element("td", { class: "num", text: String(index + 1) }),
-          element("td", { class: "num", text: String(t.type_id) }),
+          typeCell(t),
           element("td", { class: "num", text: formatFigure(sort, t[sort]) }),
           element("td", { class: "bar-cell" }, [bar]),
           ...others.map((name) => element("td", { class: "num", text: formatFigure(name, t[name]) })),
@@ -223,7 +367,7 @@
       });
       const header = element("tr", {}, [
         element("th", { class: "num", text: "#" }),
-        element("th", { class: "num", text: "type" }),
+        element("th", { text: "type" }),
         element("th", { class: "num", text: label(sort) }),
         element("th", {}),
         ...others.map((name) => element("th", { class: "num", text: label(name) })),
@@ -241,10 +385,12 @@
           ]),
         ])
       );
+      panels.loaded("market");
     } catch (error) {
       download.hidden = true;
-      const hint = error.status === 404 ? " (the market_orders DAG loads a region)" : "";
+      const hint = error.status === 404 ? " (the market_orders DAG loads a region; shown here when it has)" : "";
       target.replaceChildren(element("p", { class: "error", text: error.message + hint }));
+      panels.failed("market");
     }
   }
 
@@ -325,9 +471,11 @@
       departmentList.cursor = data.next_cursor;
       moreButton.hidden = !data.next_cursor;
       showAsOf("#directory-asof", "department_directory", data.data_as_of);
+      if (!more) panels[data.departments.length ? "loaded" : "failed"]("directory");
     } catch (error) {
       list.replaceChildren(element("li", { class: "error", text: error.message }));
       moreButton.hidden = true;
+      if (!more) panels.failed("directory");
     }
   }
 
@@ -358,6 +506,12 @@
       const chart = $("#covid-chart");
       if (covid.plot) covid.plot.setSize({ width: chart.clientWidth, height: 320 });
     });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") panels.retryWaiting();
+    });
+    const region = new URLSearchParams(window.location.search).get("region");
+    if (region && /^\d+$/.test(region)) $("#market-region").value = region; // dashboard?region=N
+    panels.loaders = { covid: loadCovid, market: loadMarket, directory: () => listDepartments() };
     loadCovid();
     loadMarket();
     listDepartments();
