@@ -290,6 +290,7 @@ def hive_folder_value(value: str) -> str:
 
 def _publish(clients: EngineClients, query: Query, target: TableData, out: Path) -> None:
     """Upload the written files under new names, then register the new partitions."""
+    query.hold_until_publishable()  # the latency knob: Athena publishes at the end of its run time
     s3, glue = clients.s3, clients.glue
     table_location = target.location.rstrip("/") + "/"
     existing = {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in target.partitions}

@@ -45,6 +45,16 @@ class Query:
     update_count: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     connection: Any = None
+    # the latency knob athena_run_seconds: nothing is published (INSERT files, results)
+    # before this time (epoch seconds), so a query runs that long whatever the engine takes
+    publish_not_before: float = 0.0
+
+    def hold_until_publishable(self) -> None:
+        """Wait (cancel-aware) until ``publish_not_before``; a stop meanwhile cancels the query."""
+        from localaws.athena_sql import QueryCancelled
+
+        if self.cancel.wait(max(0.0, self.publish_not_before - time.time())):
+            raise QueryCancelled
 
     def describe(self) -> dict[str, Any]:
         status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}

@@ -15,7 +15,7 @@ control endpoint ``POST /_localaws/faults`` (JSON body with any of the fields be
 | ``dynamodb_fail_after_writes``     | ``LOCALAWS_DYNAMODB_FAIL_AFTER_WRITES``     | BatchWriteItem/PutItem/DeleteItem succeed this many times, then every one fails                 |
 | ``dynamodb_failure_code``          | ``LOCALAWS_DYNAMODB_FAILURE_CODE``          | the error they fail with: ``InternalServerError`` (500, default) or one of ``DYNAMODB_FAILURES``|
 | ``athena_queue_seconds``           | ``LOCALAWS_ATHENA_QUEUE_SECONDS``           | every query stays QUEUED this long before it runs (Athena's queueing; a latency knob)           |
-| ``athena_run_seconds``             | ``LOCALAWS_ATHENA_RUN_SECONDS``             | every query stays RUNNING at least this long (Athena's run time; a latency knob)                |
+| ``athena_run_seconds``             | ``LOCALAWS_ATHENA_RUN_SECONDS``             | every query stays RUNNING this long, engine work included (Athena's run time; a latency knob)   |
 | ``seed``                           | ``LOCALAWS_FAULT_SEED``                     | seed of the random draws, for repeatable runs                                                   |
 
 The stack's own internal calls (a query reading S3, a crawl) are exempt from every fault.
