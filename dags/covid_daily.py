@@ -7,10 +7,11 @@ Operators' page (reads, writes, params with examples, failures, re-runs): `docs/
 -> `plan` (diff against the table itself, read with one paginated Query: inserts,
 updates, deletes; a suspicious shrink is refused)
 -> `load` (batched writes to `covid_stats`, pk `CASES`, sk the date)
--> `notify_success` (SNS topic `covid-refresh`).
+-> `success_notice` (the counts, the topic's ARN) -> `notify_success` (the Amazon provider's
+`SnsPublishOperator`, topic `covid-refresh`).
 
 A failure anywhere e-mails `alert_emails` and publishes a failure message to the same
-topic saying what was written before it ("nothing written", or "12 of 40 planned writes
+topic (the provider's `SnsNotifier`, subclassed to state the failure's facts) saying what was written before it ("nothing written", or "12 of 40 planned writes
 applied; re-run to converge"). Invalid input fails at once (no retries), naming the file,
 row and column, never quoting the file's contents.
 
@@ -35,10 +36,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from airflow.providers.amazon.aws.operators.sns import SnsPublishOperator
 from airflow.sdk import Asset, Param, dag, task
 
 from pipelines.alerts import FailureEmailNotifier
 from pipelines.backfill import SNAPSHOT_RUN_TYPES
+from pipelines.config import COVID_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.config import data_lake_bucket
 from pipelines.covid.notifications import CovidFailureSnsNotifier
 from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
@@ -117,14 +120,23 @@ def covid_daily():
         return steps.load(planned["changes_uri"], run_id, dag_run.run_after.isoformat())
 
     @task
-    def notify_success(extracted: dict, planned: dict, loaded: dict) -> None:
+    def success_notice(extracted: dict, planned: dict, loaded: dict) -> dict:
         from pipelines.covid import steps
 
-        steps.publish(*steps.success_message(extracted, planned))
+        return steps.notice(*steps.success_message(extracted, planned))
 
     extracted = extract()
     planned = plan(extracted)
-    notify_success(extracted, planned, load(planned))
+    notice = success_notice(extracted, planned, load(planned))
+    # The provider's operator publishes {"default": message} (MessageStructure json): e-mail
+    # subscribers receive the plain text.
+    SnsPublishOperator(
+        task_id="notify_success",
+        aws_conn_id=AWS_CONN_ID,
+        target_arn=notice["topic_arn"],
+        subject=notice["subject"],
+        message=notice["message"],
+    )
 
 
 covid_daily()

@@ -266,7 +266,11 @@ class LocalAWSApp:
 
 
 def sent_messages() -> dict[str, list[dict[str, Any]]]:
-    """Every SNS publish and SES email the stack has accepted, oldest first."""
+    """Every SNS publish and SES email the stack has accepted, oldest first.
+
+    An SNS publish with MessageStructure "json" is reported as a subscriber without a
+    protocol-specific message reads it: its "default" text (the raw document in ``document``).
+    """
     from moto.ses.models import ses_backends
     from moto.sns.models import sns_backends
 
@@ -274,13 +278,15 @@ def sent_messages() -> dict[str, list[dict[str, Any]]]:
     for _account, region, backend in sns_backends.iter_backends():
         for topic in backend.topics.values():
             for message_id, message, subject, attributes, _group in topic.sent_notifications:
+                structured = sns_email.json_structured(message_id)
                 sns.append(
                     {
                         "region": region,
                         "topic_arn": topic.arn,
                         "message_id": message_id,
                         "subject": subject,
-                        "message": message,
+                        "message": json.loads(message)["default"] if structured else message,
+                        "document": message if structured else None,
                         "attributes": attributes or {},
                     }
                 )

@@ -39,6 +39,13 @@ EMAIL_PROTOCOLS = ("email", "email-json")
 _relay: tuple[str, int] | None = None
 _installed = False
 _lock = threading.Lock()
+# Ids of the publishes sent with MessageStructure "json" (the Amazon provider's SnsHook always
+# does): moto records the raw JSON document, sent_messages() reports what a subscriber reads.
+_json_structured: set[str] = set()
+
+
+def json_structured(message_id: str) -> bool:
+    return message_id in _json_structured
 
 
 def set_relay(host: str | None, port: int | None = None) -> None:
@@ -66,8 +73,17 @@ def install() -> None:
     with _lock:
         if _installed:
             return
-        from moto.sns.models import Subscription
+        from moto.sns.models import Subscription, Topic
 
+        topic_publish = Topic.publish
+
+        def publish_to_topic(self: Any, message: str, *args: Any, **kwargs: Any) -> str:
+            message_id = topic_publish(self, message, *args, **kwargs)
+            if kwargs.get("message_structure") == "json":
+                _json_structured.add(message_id)
+            return message_id
+
+        Topic.publish = publish_to_topic
         original = Subscription.publish
 
         def publish(

@@ -233,16 +233,21 @@ def topic_arn(name: str = TOPIC_NAME, aws_conn_id: str = AWS_CONN_ID) -> str:
     return f"arn:{hook.conn_partition}:sns:{hook.conn_region_name}:{account}:{name}"
 
 
-def publish(subject: str, message: str) -> str:
-    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+SNS_SUBJECT_MAX = 100  # SNS refuses a longer Subject (InvalidParameter)
 
-    # a plain-text Message (not the hook's JSON MessageStructure): e-mail subscribers read it as is
-    response = (
-        SnsHook(aws_conn_id=AWS_CONN_ID)
-        .get_conn()
-        .publish(TopicArn=topic_arn(), Message=message, Subject=subject[:100])
-    )
-    return response["MessageId"]
+
+def notice(subject: str, message: str, aws_conn_id: str = AWS_CONN_ID) -> dict[str, str]:
+    """What the provider's SnsPublishOperator / SnsNotifier publish to topic ``covid-refresh``.
+
+    They publish ``{"default": message}`` with MessageStructure "json": every subscriber
+    without a protocol-specific message (e-mail ones included) receives ``message`` as
+    plain text, as a plain publish would.
+    """
+    return {
+        "topic_arn": topic_arn(aws_conn_id=aws_conn_id),
+        "subject": subject[:SNS_SUBJECT_MAX],
+        "message": message,
+    }
 
 
 def success_message(extracted: dict[str, Any], counts: dict[str, int]) -> tuple[str, str]:
@@ -261,7 +266,7 @@ def success_message(extracted: dict[str, Any], counts: dict[str, int]) -> tuple[
 
 
 BEFORE_LOAD = ("extract", "plan")
-AFTER_LOAD = ("notify_success",)
+AFTER_LOAD = ("success_notice", "notify_success")
 
 
 def what_was_written(task_id: str, error: object, try_number: int = 1) -> str:
@@ -300,4 +305,4 @@ def failure_message(
     return subject, body
 
 
-__all__ = ["Changes", "LargeRemovalRefused", "extract", "plan", "load", "publish", "topic_arn"]
+__all__ = ["Changes", "LargeRemovalRefused", "extract", "plan", "load", "notice", "topic_arn"]
