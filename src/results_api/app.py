@@ -104,16 +104,45 @@ def _encode_cursor(name: str | None) -> str | None:
     return None if name is None else base64.urlsafe_b64encode(name.encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
+# A cursor is the last name served, base64url: that name is a key of the department index,
+# whose sort key DynamoDB caps at 1,024 bytes, so no cursor this API gives is longer than this.
+INDEX_KEY_MAX_BYTES = 1024
+CURSOR_MAX_LENGTH = 4 * -(-INDEX_KEY_MAX_BYTES // 3)
+
+
+def _bad_cursor(problem: str) -> HTTPException:
+    # 400 naming the field, in FastAPI's validation shape; the value is not echoed (it can be long)
+    return HTTPException(
+        status_code=status.HTTP_400_BAD_REQUEST,
+        detail=[
+            {
+                "type": "value_error",
+                "loc": ["query", "cursor"],
+                "msg": f"not a cursor this API gave: {problem}",
+            }
+        ],
+    )
+
+
+def _decode_cursor(cursor: str | None, prefix: str) -> str | None:
+    """The name to continue after; 400 for anything the API did not give for this ``prefix``.
+
+    Checked before DynamoDB sees it: a key over the index's size, or a start key outside the
+    query's ``begins_with`` range, fails the Query itself (a client's mistake, not a 503).
+    """
     if not cursor:
         return None
+    if len(cursor) > CURSOR_MAX_LENGTH:
+        raise _bad_cursor(f"longer than {CURSOR_MAX_LENGTH} characters")
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("query", "cursor"), "msg": "not a cursor this API gave",
-              "input": cursor}]
-        ) from error  # fmt: skip
+        name = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise _bad_cursor("not base64url of a UTF-8 name") from None
+    if not name or len(name.encode()) > INDEX_KEY_MAX_BYTES:
+        raise _bad_cursor(f"a name of 1 to {INDEX_KEY_MAX_BYTES} bytes is expected")
+    if not name.startswith(prefix):
+        raise _bad_cursor("it was given for another prefix")
+    return name
 
 
 def _check_date_range(first: date | None, last: date | None) -> None:
@@ -254,7 +283,7 @@ def create_app() -> FastAPI:
         cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     ) -> dict[str, Any]:
         """One Query on the table's `department_names` index (begins_with), never a Scan."""
-        names, last_name = store.departments(prefix, limit, _decode_cursor(cursor))
+        names, last_name = store.departments(prefix, limit, _decode_cursor(cursor, prefix))
         return {
             "departments": names,
             "next_cursor": _encode_cursor(last_name),

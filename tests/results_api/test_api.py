@@ -479,10 +479,47 @@ def test_the_department_list_pages_through_every_name_in_order_by_prefix(client)
     assert (empty["departments"], empty["next_cursor"]) == ([], None)
 
 
-def test_a_cursor_the_api_did_not_give_is_a_422_naming_it(client):
-    response = client.get("/results/api/departments", params={"cursor": "%%%not-base64"})
-    assert response.status_code == 422
-    assert "cursor" in response.text
+def _cursor(name: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"cursor": "%%%not-base64"}, "not base64url of a UTF-8 name"),
+        ({"cursor": _cursor("dept-001")[:-1]}, "not base64url"),  # padding cut: not what the API gives
+        ({"cursor": "__4="}, "not base64url of a UTF-8 name"),  # bytes ff fe: not UTF-8
+        # a name outside the prefix: DynamoDB refuses a start key outside the key condition
+        ({"prefix": "dept-00", "cursor": _cursor("zzz")}, "it was given for another prefix"),
+        ({"prefix": "dept-00", "cursor": _cursor("dept-010")}, "it was given for another prefix"),
+        # the index's sort key holds at most 1,024 bytes: no name served can be longer
+        ({"cursor": _cursor("d" * 1025)}, "a name of 1 to 1024 bytes is expected"),
+        ({"cursor": _cursor("d" * 5000)}, "longer than 1368 characters"),
+        ({"cursor": "A" * 60_000}, "longer than 1368 characters"),  # refused before decoding
+    ],
+)
+def test_a_cursor_the_api_did_not_give_is_a_400_naming_it_never_a_503(client, caplog, params, problem):
+    response = client.get("/results/api/departments", params=params)
+    assert response.status_code == 400, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "cursor"] and problem in error["msg"]
+    assert "DynamoDB read failed" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_cursors_page_through_a_prefix_to_its_end(client):
+    with DIRECTORY_CSV.open(newline="") as handle:
+        expected = sorted({r["department"] for r in csv.DictReader(handle) if r["department"].startswith("dept-00")})
+    seen, cursor = [], None
+    while True:
+        params = {"prefix": "dept-00", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/results/api/departments", params=params).json()
+        seen += body["departments"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected and len(expected) == 10  # dept-000 .. dept-009
 
 
 def test_the_department_list_queries_the_index_never_scans(client, monkeypatch):
