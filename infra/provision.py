@@ -11,6 +11,8 @@ plain API calls, so local and production resources still come from one file:
 * the bucket's encryption, public access block, versioning, lifecycle rules and
   notifications -> the matching s3.put_bucket_* calls
 * a table's point-in-time recovery -> dynamodb.update_continuous_backups
+* ``AWS::SNS::Subscription``     -> sns.subscribe (when its Condition holds)
+* ``AWS::SecretsManager::Secret`` -> secretsmanager.create_secret / put_secret_value
 
 (a table's KMS key is not applied offline: moto's CloudFormation drops SSESpecification
 and moto has no API to set it afterwards; the template test checks it instead.)
@@ -34,6 +36,11 @@ TEMPLATE = Path(__file__).with_name("pipelines.yaml")
 STACK_NAME = "aws-pipelines"
 ACCOUNT_ID = "123456789012"  # moto's account
 REGION = "us-east-1"
+# The template's required parameters, offline: the addresses the SMTP catcher receives for.
+OFFLINE_PARAMETERS = {
+    "AlertEmails": "data-team@example.com",
+    "CovidSubscriberEmail": "covid-subscribers@example.com",
+}
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -82,6 +89,25 @@ class Resolver:
             assert attribute == "Arn", attribute
             return self.arn(logical_id)
         return {k: self(v) for k, v in value.items()}
+
+    def condition(self, name: str | None) -> bool:
+        """Whether a resource's ``Condition`` holds (Fn::Equals, Fn::Not, Fn::And, Fn::Or)."""
+        return True if name is None else self._holds(self.template["Conditions"][name])
+
+    def _holds(self, expression: Any) -> bool:
+        ((function, arguments),) = expression.items()
+        if function == "Condition":
+            return self.condition(arguments)
+        if function == "Fn::Equals":
+            left, right = (self(a) for a in arguments)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._holds(arguments[0])
+        if function == "Fn::And":
+            return all(self._holds(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(self._holds(a) for a in arguments)
+        raise ValueError(f"condition function {function} is not resolved offline")
 
 
 def _session_client(service: str, endpoint_url: str | None) -> Any:
@@ -142,6 +168,9 @@ def provision(
     """Create or update every resource; answer {logical id: physical id}."""
     parameters = parameters or {}
     template = load_template(template_path)
+    if endpoint_url:
+        known = template["Parameters"]
+        parameters = {**{k: v for k, v in OFFLINE_PARAMETERS.items() if k in known}, **parameters}
     iam = _session_client("iam", endpoint_url)
     if endpoint_url:  # offline: the roles the Airflow processes run as, which a real account already has
         for parameter in ("AirflowRoleName", "ApiServerRoleName"):
@@ -183,7 +212,7 @@ def _ensure_base_role(iam: Any, role_name: str) -> None:
 def _apply_what_moto_skips(template: dict[str, Any], resolve: Resolver, endpoint_url: str) -> None:
     for resource in template["Resources"].values():
         apply = _MOTO_SKIPS.get(resource["Type"])
-        if apply is not None:
+        if apply is not None and resolve.condition(resource.get("Condition")):
             apply(resolve(resource.get("Properties", {})), endpoint_url)
 
 
@@ -294,12 +323,38 @@ def _table(properties: dict[str, Any], endpoint_url: str) -> None:
         )
 
 
+def _subscription(properties: dict[str, Any], endpoint_url: str) -> None:
+    sns = _session_client("sns", endpoint_url)
+    existing = sns.list_subscriptions_by_topic(TopicArn=properties["TopicArn"])["Subscriptions"]
+    if not any(
+        (s["Protocol"], s["Endpoint"]) == (properties["Protocol"], properties["Endpoint"]) for s in existing
+    ):
+        sns.subscribe(
+            TopicArn=properties["TopicArn"], Protocol=properties["Protocol"], Endpoint=properties["Endpoint"]
+        )
+
+
+def _secret(properties: dict[str, Any], endpoint_url: str) -> None:
+    secrets = _session_client("secretsmanager", endpoint_url)
+    try:
+        secrets.create_secret(
+            Name=properties["Name"],
+            Description=properties.get("Description", ""),
+            KmsKeyId=properties.get("KmsKeyId", ""),
+            SecretString=properties["SecretString"],
+        )
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=properties["Name"], SecretString=properties["SecretString"])
+
+
 _MOTO_SKIPS: dict[str, Callable[[dict[str, Any], str], None]] = {
     "AWS::Glue::Database": _glue_database,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::S3::Bucket": _bucket,
     "AWS::DynamoDB::Table": _table,
+    "AWS::SNS::Subscription": _subscription,
+    "AWS::SecretsManager::Secret": _secret,
 }
 
 

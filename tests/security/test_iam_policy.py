@@ -178,3 +178,140 @@ def test_requests_map_to_action_resource_and_prefix():
         _environ("POST", "/", service="kinesis", target="Kinesis_20131202.PutRecord"), b"{}"
     )
     assert [(c.action, c.resource) for c in unknown.checks] == [("kinesis:PutRecord", "*")]
+
+
+# -- KMS: key policy and identity policy together (localaws/kms.py) ---------------------------
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/k1"
+ROLE = "arn:aws:iam::123456789012:role/reader"
+SESSION = "arn:aws:sts::123456789012:assumed-role/reader/s"
+CALLER = [SESSION, ROLE, "arn:aws:iam::123456789012:root"]
+DELEGATES_TO_IAM = policy(
+    {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+)
+DECRYPT_VIA_DYNAMODB = policy(
+    {
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": KEY_ARN,
+        "Condition": {"StringEquals": {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"}},
+    }
+)
+
+
+def _use(key_policy, via="dynamodb.us-east-1.amazonaws.com", action="kms:Decrypt", enabled=True):
+    from localaws.kms import KeyUse
+
+    return KeyUse(action, KEY_ARN, via, key_policy, enabled)
+
+
+def _decide(use, identity):
+    from localaws.kms import decide
+
+    return decide(use, identity, CALLER, "123456789012")
+
+
+def test_kms_identity_grant_counts_only_when_the_key_policy_delegates_to_the_account():
+    assert _decide(_use(DELEGATES_TO_IAM), [DECRYPT_VIA_DYNAMODB])[0] is True
+    assert _decide(_use(DELEGATES_TO_IAM), [])[0] is False  # the key policy alone names no one
+    names_someone_else = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/other"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    )
+    allowed, why = _decide(_use(names_someone_else), [DECRYPT_VIA_DYNAMODB])
+    assert allowed is False and "key policy" in why
+
+
+def test_kms_via_service_and_caller_account_conditions():
+    # identity grant through DynamoDB only: refused when the key is used through SQS
+    assert (
+        _decide(_use(DELEGATES_TO_IAM, via="sqs.us-east-1.amazonaws.com"), [DECRYPT_VIA_DYNAMODB])[0] is False
+    )
+    key_policy_names_the_role = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": ROLE},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": "dynamodb.us-east-1.amazonaws.com",
+                    "kms:CallerAccount": "123456789012",
+                }
+            },
+        }
+    )
+    assert _decide(_use(key_policy_names_the_role), [])[0] is True  # no identity policy needed
+    assert _decide(_use(key_policy_names_the_role, via="sns.us-east-1.amazonaws.com"), [])[0] is False
+    assert _decide(_use(key_policy_names_the_role, action="kms:GenerateDataKey"), [])[0] is False
+    other_account = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:CallerAccount": "999999999999"}},
+        }
+    )
+    assert _decide(_use(other_account), [])[0] is False
+
+
+def test_kms_explicit_deny_in_either_policy_wins_and_a_disabled_key_refuses_everyone():
+    deny_in_key = policy(
+        DELEGATES_TO_IAM["Statement"][0],
+        {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"},
+    )
+    assert _decide(_use(deny_in_key), [DECRYPT_VIA_DYNAMODB])[0] is False
+    deny_in_identity = policy({"Effect": "Deny", "Action": "kms:*", "Resource": "*"})
+    assert _decide(_use(DELEGATES_TO_IAM), [DECRYPT_VIA_DYNAMODB, deny_in_identity])[0] is False
+    allowed, why = _decide(_use(DELEGATES_TO_IAM, enabled=False), [DECRYPT_VIA_DYNAMODB])
+    assert allowed is False and "disabled" in why
+
+
+def test_an_aws_managed_key_allows_the_account_through_its_service_only():
+    assert _decide(_use(None), [])[0] is True  # aws/dynamodb: anyone in the account, through DynamoDB
+    from localaws.kms import KeyUse, aws_managed_key_policy, decide
+
+    via = "dynamodb.us-east-1.amazonaws.com"
+    managed = aws_managed_key_policy("123456789012", via)
+    outsider = ["arn:aws:sts::999999999999:assumed-role/x/s"]
+    assert decide(KeyUse("kms:Decrypt", KEY_ARN, via, managed), [], outsider, "999999999999")[0] is False
+    elsewhere = "sqs.us-east-1.amazonaws.com"
+    assert decide(KeyUse("kms:Decrypt", KEY_ARN, elsewhere, managed), [], CALLER, "123456789012")[0] is False
+
+
+def test_secrets_manager_requests_name_the_secret_arn():
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "HTTP_X_AMZ_TARGET": "secretsmanager.GetSecretValue",
+        "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIA1/20260101/us-east-1/secretsmanager/aws4_request",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    body = b'{"SecretId": "airflow/variables/alert_emails"}'
+    (check,) = describe_request(environ, body).checks
+    assert (check.action, check.resource) == (
+        "secretsmanager:GetSecretValue",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:airflow/variables/alert_emails",
+    )
+    wildcard = policy(
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:airflow/variables/*",
+        }
+    )
+    assert evaluate([wildcard], check.action, check.resource) is Decision.ALLOWED
+    assert (
+        evaluate([wildcard], check.action, check.resource.replace("airflow/", "payroll/"))
+        is Decision.IMPLICIT_DENY
+    )

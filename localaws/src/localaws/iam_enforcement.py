@@ -23,7 +23,11 @@ So this middleware sits in front of the whole stack and, per request:
 3. evaluates the caller's identity policies (inline and attached, users' groups too)
    with ``localaws/iam_policy.py``; ``sts:AssumeRole`` also needs the role's trust
    policy to name the caller, its role or its account;
-4. adds what AWS checks beyond the request itself: ``glue:CreateCrawler`` /
+4. on an encrypted table, queue, topic, bucket or secret, checks the KMS key use the
+   service makes for the caller (``kms:Decrypt``, ``kms:GenerateDataKey``) as KMS does:
+   key policy and identity policies, with ``kms:ViaService`` and ``kms:CallerAccount``
+   (``localaws/kms.py``);
+5. adds what AWS checks beyond the request itself: ``glue:CreateCrawler`` /
    ``UpdateCrawler`` need ``iam:PassRole`` on the crawler's role; ``glue:StartCrawler``
    needs the crawler's role to trust ``glue.amazonaws.com`` and to be allowed to list and
    read every S3 path it crawls; ``athena:StartQueryExecution`` needs ``s3:PutObject``
@@ -31,7 +35,8 @@ So this middleware sits in front of the whole stack and, per request:
 
 Refused requests answer as AWS does for the protocol (S3 XML ``AccessDenied`` 403, JSON
 ``AccessDeniedException`` 400, query-protocol XML 403), naming caller, action and
-resource. Resource-based policies (bucket, queue, key policies) are not evaluated:
+resource. Key policies are evaluated (KMS needs them to allow, directly or by
+delegating to the account); other resource-based policies (bucket, queue) are not:
 they can only refuse here (everything is one account), and the offline endpoint is
 plain HTTP, so the template's TLS-only statements are left out offline.
 """
@@ -49,6 +54,8 @@ from typing import Any
 
 from localaws.iam_policy import Decision, evaluate, trust_allows
 from localaws.iam_requests import Check, RequestDescription, describe_request, s3_arn
+from localaws.kms import decide as kms_decide
+from localaws.kms import key_uses_for
 from localaws.s3uri import split_s3_uri
 
 log = logging.getLogger("localaws.iam")
@@ -192,8 +199,16 @@ class IamEnforcement:
                         None,
                         f"the trust policy of {check.resource} does not name the caller",
                     )
+        key_checks = []
+        # the implied checks too: Athena writes its results to S3 as the caller
+        for use in key_uses_for(checks, request.region, caller.account):
+            check = Check(use.action, use.key_arn, use.context(caller.account))
+            allowed, why = kms_decide(use, caller.policies, caller.trust_principals, caller.account)
+            if not allowed:
+                self._deny(caller.arn, check, None, why)
+            key_checks.append(check)
         with self._lock:
-            self.granted.update((caller.arn, check.action, check.resource) for check in checks)
+            self.granted.update((caller.arn, check.action, check.resource) for check in checks + key_checks)
 
     def _deny(self, caller_arn: str, check: Check, decision: Decision | None, why: str | None = None) -> None:
         reason = why or (

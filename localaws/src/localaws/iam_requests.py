@@ -93,8 +93,24 @@ def _json_checks(service: str, action: str, body: dict[str, Any], region: str, a
         workgroup = body.get("WorkGroup") or "primary"
         return [Check(name, f"arn:aws:athena:{region}:{account}:workgroup/{workgroup}")]
     if service == "sqs":
-        return [Check(name, _sqs_arn(body, region, account))]
+        return [Check(_sqs_action(action), _sqs_arn(body, region, account))]
+    if service == "secretsmanager":
+        return [Check(name, _secret_arn(body, region, account))]
     return [Check(name, ANY)]
+
+
+def _secret_arn(body: dict[str, Any], region: str, account: str) -> str:
+    """A secret's ARN: given as SecretId, or built from its name (policies match ``secret:<name>*``).
+
+    AWS appends six random characters to a secret's ARN; a policy on ``secret:airflow/connections/*``
+    matches the name with or without them, so the name-built ARN is judged the same way.
+    """
+    secret_id = body.get("SecretId") or body.get("Name")
+    if not secret_id:
+        return ANY
+    if secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
 
 
 def _dynamodb_resources(action: str, body: dict[str, Any], region: str, account: str) -> list[str]:
@@ -138,6 +154,12 @@ def _glue_resources(action: str, body: dict[str, Any], region: str, account: str
     return resources
 
 
+def _sqs_action(action: str) -> str:
+    """IAM has no SQS batch actions: SendMessageBatch, DeleteMessageBatch and
+    ChangeMessageVisibilityBatch are authorized as the single-message action (AWS SQS docs)."""
+    return f"sqs:{action.removesuffix('Batch')}"
+
+
 def _sqs_arn(params: dict[str, Any], region: str, account: str) -> str:
     url = params.get("QueueUrl")
     if url:  # https://sqs.<region>.amazonaws.com/<account>/<name>
@@ -167,7 +189,7 @@ def _query_checks(
             arn = f"arn:aws:sns:{region}:{account}:{params['Name']}"
         return [Check(name, arn or ANY)]
     if service == "sqs":
-        return [Check(name, _sqs_arn(params, region, account))]
+        return [Check(_sqs_action(action), _sqs_arn(params, region, account))]
     if service == "iam":
         for key, kind in (("RoleName", "role"), ("UserName", "user"), ("GroupName", "group")):
             if key in params:
