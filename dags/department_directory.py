@@ -25,21 +25,20 @@ A file gone (S3 404) skips the run; any other S3 error (403, 5xx) fails it and a
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
 from pipelines.config import DIRECTORY_AWS_CONN_ID as AWS_CONN_ID
+from pipelines.config import directory_events_queue_url
 from pipelines.dag_defaults import DEFAULT_ARGS
 from pipelines.errors import fails_fast
 
 # The queue URL is static configuration (account and region of the deployment), read from
-# the environment: no AWS call at parse time. The default is the offline stack's account.
-QUEUE_URL = os.environ.get(
-    "DIRECTORY_EVENTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/directory-events"
-)
+# the environment (stack output DirectoryEventsQueueUrl): no AWS call at parse time. Unset,
+# the DAG fails to import, naming DIRECTORY_EVENTS_QUEUE_URL, except on the offline stack.
+QUEUE_URL = directory_events_queue_url()
 
 directory_events = Asset(
     name="directory_events",

@@ -94,6 +94,8 @@ def airflow_env(
         "AIRFLOW_VAR_DATA_LAKE_BUCKET": "pipelines-data-lake",
         # offline/dev only: covid_daily may read local sample files (never set in a deployment)
         "PIPELINES_ALLOW_LOCAL_SOURCES": "1",
+        # offline only: settings may take the offline stack's defaults (pipelines.config.setting)
+        "PIPELINES_OFFLINE_STACK": "1",
     }
     if esi_url:
         env["AIRFLOW_CONN_ESI_DEFAULT"] = json.dumps({"conn_type": "http", "host": esi_url})

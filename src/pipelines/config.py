@@ -7,6 +7,7 @@ code calls the functions (both resolve at run time, never at parse time).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 AWS_CONN_ID = "aws_default"  # outside any pipeline's task only (tools, tests of the adapters)
@@ -26,13 +27,66 @@ PIPELINE_AWS_CONN_IDS = {
 SMTP_CONN_ID = "smtp_default"
 ESI_CONN_ID = "esi_default"
 
+# -- the offline stack and its defaults -------------------------------------------------------
+# A setting whose only sensible default is the offline stack's (moto's account 123456789012,
+# its queue URL, its bucket) has that default only where the offline tooling says it runs:
+# devtools.airflow_env (make demo/airflow, the tests, the e2e topology) sets this variable.
+# Anywhere else (a deployment, the production rehearsal) the setting must be given, and its
+# absence fails the component or task at once, naming the setting: never a silent fallback
+# to a queue or bucket of another account.
+OFFLINE_STACK_ENV = "PIPELINES_OFFLINE_STACK"
+OFFLINE_ACCOUNT_ID = "123456789012"
+DIRECTORY_EVENTS_QUEUE_URL_ENV = "DIRECTORY_EVENTS_QUEUE_URL"  # stack output DirectoryEventsQueueUrl
+OFFLINE_DIRECTORY_EVENTS_QUEUE_URL = (
+    f"https://sqs.us-east-1.amazonaws.com/{OFFLINE_ACCOUNT_ID}/directory-events"
+)
+
+
+class MissingSetting(RuntimeError):
+    """A production setting is not configured (and there is no default outside the offline stack)."""
+
+
+def offline_stack(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs against the offline stack (``PIPELINES_OFFLINE_STACK=1``)."""
+    return (os.environ if environ is None else environ).get(OFFLINE_STACK_ENV, "") == "1"
+
+
+def setting(name: str, offline_default: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """Environment setting ``name``; its offline default only on the offline stack, else an error naming it."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(name, "").strip()
+    if value:
+        return value
+    if offline_stack(environ):
+        return offline_default
+    raise MissingSetting(
+        f"{name} is not set: {where}. Only the offline stack ({OFFLINE_STACK_ENV}=1) has a default."
+    )
+
+
+def directory_events_queue_url(environ: Mapping[str, str] | None = None) -> str:
+    return setting(
+        DIRECTORY_EVENTS_QUEUE_URL_ENV,
+        OFFLINE_DIRECTORY_EVENTS_QUEUE_URL,
+        "set it to the stack output DirectoryEventsQueueUrl (README, Running against real AWS)",
+        environ,
+    )
+
+
 DATA_LAKE_BUCKET_VARIABLE = "data_lake_bucket"
-DATA_LAKE_BUCKET_DEFAULT = "pipelines-data-lake"
+DATA_LAKE_BUCKET_DEFAULT = "pipelines-data-lake"  # the offline stack's bucket
 ALERT_EMAILS_VARIABLE = "alert_emails"
 
-DATA_LAKE_BUCKET_TEMPLATE = (
-    "{{ var.value.get('" + DATA_LAKE_BUCKET_VARIABLE + "', '" + DATA_LAKE_BUCKET_DEFAULT + "') }}"
-)
+
+def data_lake_bucket_template(environ: Mapping[str, str] | None = None) -> str:
+    """Jinja for the bucket: offline with the offline bucket as default; elsewhere the Variable
+    itself, whose absence fails the task with Airflow's "Variable data_lake_bucket does not exist"."""
+    if offline_stack(environ):
+        return "{{ var.value.get('" + DATA_LAKE_BUCKET_VARIABLE + "', '" + DATA_LAKE_BUCKET_DEFAULT + "') }}"
+    return "{{ var.value." + DATA_LAKE_BUCKET_VARIABLE + " }}"
+
+
+DATA_LAKE_BUCKET_TEMPLATE = data_lake_bucket_template()
 ATHENA_RESULTS_TEMPLATE = "s3://" + DATA_LAKE_BUCKET_TEMPLATE + "/athena-results/"
 
 
@@ -71,8 +125,23 @@ def variable(name: str, default: str) -> str:
     return Variable.get(name, default=default)
 
 
+def required_variable(name: str, offline_default: str) -> str:
+    """A Variable with a default on the offline stack only; elsewhere missing fails naming it."""
+    from airflow.sdk import Variable
+
+    value = Variable.get(name, default=None)
+    if value:
+        return value
+    if offline_stack():
+        return offline_default
+    raise MissingSetting(
+        f"Airflow Variable {name} is not set (secret airflow/variables/{name} or AIRFLOW_VAR_{name.upper()}). "
+        f"Only the offline stack ({OFFLINE_STACK_ENV}=1) has a default."
+    )
+
+
 def data_lake_bucket() -> str:
-    return variable(DATA_LAKE_BUCKET_VARIABLE, DATA_LAKE_BUCKET_DEFAULT)
+    return required_variable(DATA_LAKE_BUCKET_VARIABLE, DATA_LAKE_BUCKET_DEFAULT)
 
 
 def alert_recipients() -> list[str]:
