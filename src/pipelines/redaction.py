@@ -6,11 +6,13 @@ carries secrets in two places a message must never repeat: the userinfo (``user:
 and the query string (``?token=abc``, pre-signed S3 URLs, API keys). What is left
 (scheme, host, port, path) is enough to tell which file was meant.
 
-Pure: no Airflow, no third-party import, so domain code uses it as is.
+Pure: no Airflow, no third-party import, so domain code uses it as is. ``redact_httpx_log``
+applies the same to the request lines httpx writes to the (task) log.
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
@@ -42,3 +44,30 @@ def redact_url(url: object) -> str:
 def _host_port(host: str, port: int | None) -> str:
     shown = f"[{host}]" if ":" in host else host
     return shown if port is None else f"{shown}:{port}"
+
+
+class RedactUrlsInLogRecords(logging.Filter):
+    """Rewrites every URL-looking argument of a log record through :func:`redact_url`.
+
+    httpx logs each request as ``HTTP Request: GET <url> ...`` at INFO, which a task log
+    keeps: a source URL's ``?token=...`` would be written there even though every message
+    of ours redacts it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_arg(arg) for arg in record.args)
+        return True
+
+
+def _redacted_arg(arg: object) -> object:
+    if type(arg).__name__ == "URL" or (isinstance(arg, str) and "://" in arg):
+        return redact_url(arg)
+    return arg
+
+
+def redact_httpx_log() -> None:
+    """Install the filter on httpx's logger once (idempotent; process-wide)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactUrlsInLogRecords) for f in logger.filters):
+        logger.addFilter(RedactUrlsInLogRecords())

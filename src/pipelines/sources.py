@@ -37,7 +37,7 @@ import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from pipelines.errors import BadInput
-from pipelines.redaction import redact_url
+from pipelines.redaction import redact_httpx_log, redact_url
 
 ALLOWED_PREFIXES_VARIABLE = "covid_source_prefixes"
 DEFAULT_ALLOWED_PREFIXES = (
@@ -50,6 +50,8 @@ ALLOW_LOCAL_ENV = "PIPELINES_ALLOW_LOCAL_SOURCES"
 S3_PREFIX = "covid/"
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
+
+redact_httpx_log()  # httpx logs every request's full URL at INFO: the task log keeps it
 
 # What could make a server resolve a path outside the prefix it starts with: dot segments,
 # backslashes (some servers treat them as "/"), and the percent-encodings of ".", "/", backslash

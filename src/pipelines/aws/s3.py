@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import pipeline_aws_conn_id
+from pipelines.redaction import redact_url
 
 
 def s3_hook(aws_conn_id: str | None = None) -> Any:
@@ -22,7 +23,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     S3 allows ``?`` in them; the key must reach S3 exactly as written.
     """
     if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri}")
+        raise ValueError(f"not an s3:// URI: {redact_url(uri)}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 

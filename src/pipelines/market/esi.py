@@ -38,8 +38,10 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from pipelines.errors import BadInput
+from pipelines.redaction import redact_httpx_log, redact_url
 
 log = logging.getLogger(__name__)
+redact_httpx_log()  # httpx logs each request URL at INFO: no query string in the task log
 
 RETRY_STATUSES = {420, 429, 500, 502, 503, 504}
 ERROR_LIMIT_MARGIN = 5
@@ -71,7 +73,7 @@ class SuspectAnswerError(EsiError, BadInput):
 
 class RetryableResponse(EsiError):
     def __init__(self, response: httpx.Response):
-        super().__init__(f"HTTP {response.status_code} from {response.request.url}")
+        super().__init__(f"HTTP {response.status_code} from {redact_url(response.request.url)}")
         self.response = response
 
 
