@@ -4,7 +4,16 @@
 #            the project's package (src/), dags/, plugins/ (the entry point only), include/
 #   offline  runtime + the development lock, the offline AWS stack (localaws/) and devtools/,
 #            for docker-compose's `offline` profile; never deployed
-FROM apache/airflow:3.3.2-python3.11 AS runtime
+#
+# The base image is pinned by digest, never by tag alone (a tag can be re-pushed). The tag
+# stays in the reference for readers: apache/airflow:3.3.2-python3.11. The digest is a
+# build argument with no default, so a build without it fails instead of pulling whatever
+# the tag points at today. Record it once, in .env beside docker-compose.yaml (compose
+# passes it), after checking it (SECURITY.md, "Base image"):
+#   docker buildx imagetools inspect apache/airflow:3.3.2-python3.11 --format '{{json .Manifest.Digest}}'
+#   AIRFLOW_BASE_DIGEST=sha256:<64 hex digits>
+ARG AIRFLOW_BASE_DIGEST
+FROM apache/airflow:3.3.2-python3.11@${AIRFLOW_BASE_DIGEST} AS runtime
 USER airflow
 COPY --chown=airflow:root requirements.lock /opt/airflow/requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r /opt/airflow/requirements.lock
