@@ -12,7 +12,12 @@ key in Variable `directory_default_s3_key` (when set; `make airflow` sets it to 
 -> `nest_and_validate` (one item per department; the whole file validated and every item
 converted to DynamoDB's wire form before any write, so a value DynamoDB cannot store
 fails here, naming file, row and column)
--> `load` (batched writes, then departments absent from the file deleted).
+-> `load` (the overwrites and deletes planned first and held to the shared removal guard:
+a file that drops more than `max_removal_share` (25%) of the stored employees, and more
+than 10, fails the run before any write unless `allow_large_removal` (then logged, and
+named in the task's result); then batched writes, then departments absent from the file
+deleted). Runs the watcher starts take the defaults: load a refused file that is really
+right with a manual run, conf `{"s3_key": "<its key>", "allow_large_removal": true}`.
 
 Types are decided per column: numeric only when every non-empty cell is a plain number
 (no sign, no leading zero), boolean only when every one is true/false, else text exactly
@@ -69,7 +74,22 @@ directory_events = Asset(
             type=["null", "string"],
             pattern=r"^directory/incoming/.+\.csv$",
             description="Manual run: the key of a CSV under directory/incoming/ in the data lake bucket",
-        )
+        ),
+        # Runs the SQS watcher starts take these defaults; a refused file is loaded by a manual
+        # run with {"s3_key": <its key>, "allow_large_removal": true}.
+        "allow_large_removal": Param(
+            False,
+            type="boolean",
+            description="Load the file even if it drops more than max_removal_share of the stored "
+            "employees (the directory really shrank); logged in the run",
+        ),
+        "max_removal_share": Param(
+            0.25,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Largest share of the stored employees one file may drop (10 always may)",
+        ),
     },
 )
 def department_directory():
@@ -107,13 +127,16 @@ def department_directory():
             raise AirflowSkipException(str(gone)) from gone
 
     @task
-    def load(source: dict, staged: dict) -> dict:
+    @fails_fast  # a refused removal: the same file is refused again
+    def load(source: dict, staged: dict, params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from pipelines.directory.steps import SupersededError, load
 
         try:
-            return load(source, staged)
+            return load(
+                source, staged, float(params["max_removal_share"]), bool(params["allow_large_removal"])
+            )
         except SupersededError as superseded:
             raise AirflowSkipException(f"not applied: {superseded}") from superseded
 

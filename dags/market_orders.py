@@ -19,12 +19,15 @@ streaming page by page)
 -> `name_types` (ESI's name for each type the region's stored items do not name yet, one
 `POST /universe/names/` per 1000 new types, none for known ones; names are stored on the
 items, so the results API serves them without asking ESI)
--> `load` (the deletions planned first: more than `max_delete_share` of the region's
-stored types to delete fails the run before any write, unless `allow_large_delete`;
-then batched writes to `market_orders`, then the region's vanished types deleted).
+-> `load` (before any write: an aggregate of a snapshot older than the one the region's
+last load brought is refused, naming that run (a cleared `load` of an older run); the
+deletions are planned and held to the shared removal guard: more than `max_removal_share`
+(10%) of the region's stored types, and more than 10, fails the run unless
+`allow_large_removal` (then logged, and named in the task's result); then batched writes
+to `market_orders`, then the region's vanished types deleted, then the region's load mark).
 
 Trigger with `{"region_id": 10000002, "concurrency": 16}` from the UI form or the REST
-API (`{"allow_large_delete": true}` when a region really lost many types); an invalid
+API (`{"allow_large_removal": true}` when a region really lost many types); an invalid
 value is refused at trigger time.
 """
 
@@ -78,17 +81,18 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
             maximum=290,
             description="Wait for ESI's next snapshot when the current one is replaced sooner (Expires)",
         ),
-        "max_delete_share": Param(
+        "max_removal_share": Param(
             0.1,
             type="number",
             minimum=0,
             maximum=1,
-            description="Largest share of a region's stored types one run may delete",
+            description="Largest share of a region's stored types one run may delete (10 types always may)",
         ),
-        "allow_large_delete": Param(
+        "allow_large_removal": Param(
             False,
             type="boolean",
-            description="Override max_delete_share for this run (the market really lost that many types)",
+            description="Override max_removal_share for this run (the market really lost that many "
+            "types); logged in the run",
         ),
     },
 )
@@ -141,11 +145,16 @@ def market_orders():
         return name_types(aggregated, int(params["concurrency"]))
 
     @task
-    @fails_fast  # a refused deletion share: a retry would refuse again
-    def load(aggregated: dict, params=None) -> dict:
+    @fails_fast  # a refused removal or a stale aggregate: a retry would refuse again
+    def load(aggregated: dict, params=None, run_id=None, dag_run=None) -> dict:
+        from pipelines.config import data_lake_bucket
         from pipelines.market.steps import load
 
-        return load(aggregated, float(params["max_delete_share"]), bool(params["allow_large_delete"]))
+        return load(
+            aggregated, data_lake_bucket(), run_id, dag_run.run_after.isoformat(),
+            max_removal_share=float(params["max_removal_share"]),
+            allow_large_removal=bool(params["allow_large_removal"]),
+        )  # fmt: skip
 
     load(name_types(aggregate(combine(download_pages.expand(share=plan_download())))))
 

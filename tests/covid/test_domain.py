@@ -261,14 +261,14 @@ def _merged(nyt: bytes = NYT) -> dict:
 LIMIT = RemovalLimit(max_share=0.05, floor=REMOVAL_FLOOR)
 
 
-def shrink_problems(table: dict, current: dict, max_share: float = 0.05) -> list[str]:
+def problems_of(table: dict, current: dict, max_share: float = 0.05) -> list[str]:
     return removal_problems(table, current, diff(table, current), RemovalLimit(max_share, REMOVAL_FLOOR))
 
 
 def test_a_truncated_source_is_a_suspicious_shrink_naming_the_counts():
     table = _merged()
     truncated = _merged(join(lines(NYT)[:31]))  # header + 30 days, 29 of them in JHU too
-    problems = shrink_problems(table, truncated)
+    problems = problems_of(table, truncated)
     # 420 - 29 = 391 deleted; 391 / 420 = 93.1%; limit max(3, floor(0.05 x 420) = 21) = 21
     assert problems[0] == (
         "covid_stats: this run would remove or lower 391 of the 420 stored rows (93.1%: 391 deleted; "
@@ -284,7 +284,7 @@ def test_a_truncated_source_is_a_suspicious_shrink_naming_the_counts():
 def test_lowered_cumulative_totals_are_a_suspicious_shrink_even_without_deletes():
     table = _merged()
     halved = {date: (cases // 2, deaths, recoveries) for date, (cases, deaths, recoveries) in table.items()}
-    rows, highest = shrink_problems(table, halved)
+    rows, highest = problems_of(table, halved)
     # every day with cases >= 2 is lowered by half (> 5%); the first days (1 case) 1 // 2 = 0 too
     lowered = sum(1 for (cases, _d, _r) in table.values() if cases > 0)
     assert f"remove or lower {lowered} of the 420 stored rows" in rows and f"{lowered} lowered" in rows
@@ -300,7 +300,7 @@ def test_days_rewritten_to_zero_are_refused_though_nothing_is_deleted():
     zeroed = {date: (0, 0, 0) if date != days[-1] else row for date, row in table.items()}
     changes = diff(table, zeroed)
     assert changes.counts == {"inserted": 0, "updated": 29, "deleted": 0, "unchanged": 1}
-    [problem] = shrink_problems(table, zeroed)  # the latest (highest) totals are untouched
+    [problem] = problems_of(table, zeroed)  # the latest (highest) totals are untouched
     # limit max(3, floor(0.05 x 30) = 1) = 3; 29 / 30 = 96.7%
     assert problem == (
         "covid_stats: this run would remove or lower 29 of the 30 stored rows (96.7%: 29 lowered; "
@@ -312,21 +312,21 @@ def test_days_rewritten_to_zero_are_refused_though_nothing_is_deleted():
 def test_the_floor_lets_a_small_table_lose_a_few_rows():
     table = {f"2021-01-{day:02d}": (day, 0, 0) for day in range(1, 11)}  # 10 rows: 5% is 0 rows
     three_gone = dict(list(table.items())[3:])
-    assert shrink_problems(table, three_gone) == []  # 3 deletes: the floor
+    assert problems_of(table, three_gone) == []  # 3 deletes: the floor
     four_gone = dict(list(table.items())[4:])
-    assert "remove or lower 4 of the 10 stored rows" in shrink_problems(table, four_gone)[0]
+    assert "remove or lower 4 of the 10 stored rows" in problems_of(table, four_gone)[0]
 
 
 def test_ordinary_revisions_growth_and_a_first_load_are_not_shrinks():
     table = _merged()
-    assert shrink_problems({}, table) == []
+    assert problems_of({}, table) == []
     first_days_dropped = dict(list(table.items())[20:])  # 20 of 420 rows: 4.8%
-    assert shrink_problems(table, first_days_dropped) == []
+    assert problems_of(table, first_days_dropped) == []
     # upstream revisions: every day's cases 1% lower, deaths raised (a raise never counts)
     revised = {d: (c - c // 100, de + 5, r) for d, (c, de, r) in table.items()}
-    assert shrink_problems(table, revised) == []
+    assert problems_of(table, revised) == []
     grown = dict(table, **{"2021-03-17": (29_600_000, 537_000, 0)})
-    assert shrink_problems(table, grown) == []
+    assert problems_of(table, grown) == []
     one_more_dropped = dict(list(table.items())[22:])  # 22 of 420: 5.2%
-    assert shrink_problems(table, one_more_dropped)
-    assert shrink_problems(table, one_more_dropped, max_share=0.06) == []  # 22 <= floor(0.06 x 420) = 25
+    assert problems_of(table, one_more_dropped)
+    assert problems_of(table, one_more_dropped, max_share=0.06) == []  # 22 <= floor(0.06 x 420) = 25

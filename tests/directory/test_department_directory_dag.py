@@ -30,8 +30,8 @@ def drop(aws, name: str, data: bytes) -> str:
     return key
 
 
-def run(key):
-    return run_dag(load_dag("department_directory"), conf={"s3_key": key})
+def run(key, **conf):
+    return run_dag(load_dag("department_directory"), conf={"s3_key": key, **conf})
 
 
 def test_a_file_gives_the_nested_items_and_a_second_file_deletes_a_vanished_department(airflow_db, aws):
@@ -58,6 +58,35 @@ def test_a_file_gives_the_nested_items_and_a_second_file_deletes_a_vanished_depa
     after = table(aws)
     assert "dept-003" not in after and len(after) == 5
     assert {item["source_key"] for item in after.values()} == {key2}
+
+
+def test_a_header_and_one_row_does_not_wipe_the_directory_unless_the_run_allows_it(airflow_db, aws, capfd):
+    key = drop(aws, "staff.csv", directory_csv(departments=12, employees=150, seed=1))
+    assert run(key).state == "success"
+    before = table(aws)
+    assert len(before) == 12
+    time.sleep(1.1)
+    truncated = drop(aws, "truncated.csv", directory_csv(departments=12, employees=1, seed=1))
+    capfd.readouterr()
+    result = run(truncated)
+    assert result.state == "failed" and task_states(result)["load"] == "failed"
+    assert table(aws) == before  # nothing deleted, nothing overwritten
+    output = "".join(capfd.readouterr())
+    # 150 employees stored, 1 kept (emp-00000): 149 gone, 11 of 12 departments deleted
+    assert (
+        "department_directory (11 of 12 departments deleted): this run would remove or lower 149 of "
+        "the 150 stored employees (99.3%" in output
+    )
+    assert "the limit is 37 employees (max_removal_share 25.0% of 150, and at least 10)" in output
+    assert '{"allow_large_removal": true}' in output
+
+    # the operator checked: the directory really shrank; a manual run with the override loads it
+    capfd.readouterr()
+    assert run(truncated, allow_large_removal=True).state == "success"
+    assert sorted(table(aws)) == ["dept-000"]
+    assert "allow_large_removal=true let this run through: department_directory" in "".join(
+        capfd.readouterr()
+    )
 
 
 def test_a_failing_file_leaves_the_table_exactly_as_it_was(airflow_db, aws):
@@ -113,6 +142,12 @@ def test_s3_key_param_is_validated_at_trigger_time():
     assert param.resolve("directory/incoming/a.csv") == "directory/incoming/a.csv"
     with pytest.raises(ParamValidationError):
         param.resolve("elsewhere/a.csv")
+    params = load_dag("department_directory").params
+    assert params.get_param("allow_large_removal").resolve() is False
+    assert params.get_param("max_removal_share").resolve() == 0.25
+    for name, bad in (("allow_large_removal", "yes"), ("max_removal_share", 2)):
+        with pytest.raises(ParamValidationError):
+            params.get_param(name).resolve(bad)
 
 
 def test_a_value_dynamodb_cannot_store_leaves_the_table_exactly_as_before(airflow_db, aws):

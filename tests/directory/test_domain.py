@@ -176,3 +176,40 @@ def test_messages_are_read_from_the_asset_events_payload():
         extra = {"from_trigger": True, "payload": {"status": "success", "message_batch": [{"Body": "{}"}]}}
 
     assert messages_from_asset_events([Event()]) == [{"Body": "{}"}]
+
+
+def test_a_file_s_removal_is_counted_in_employees_gone_from_the_directory():
+    from pipelines.directory.domain import REMOVAL_FLOOR, directory_removal
+    from pipelines.guard import RemovalLimit, removal_problem
+
+    stored = {"a": {"e1", "e2", "e3"}, "b": {"e4", "e5"}, "c": {"e6"}}
+    # e3 moved from a to b (not lost), e2 dropped from a, department c (e6) deleted
+    incoming = {"a": {"e1"}, "b": {"e3", "e4", "e5"}}
+    removal = directory_removal(stored, incoming)
+    assert (removal.stored, removal.removed, list(removal.examples)) == (6, 2, ["e2", "e6"])
+    assert removal.parts == {"in deleted departments": 1, "dropped from kept departments": 1}
+    assert removal_problem(removal, RemovalLimit(0.25, REMOVAL_FLOOR)) is None  # 2 <= the floor of 10
+    # 2 of 6 with no floor: limit floor(0.25 x 6) = 1
+    assert removal_problem(removal, RemovalLimit(0.25, 0)) == (
+        "department_directory (1 of 3 departments deleted): this run would remove or lower 2 of the 6 "
+        "stored employees (33.3%: 1 in deleted departments, 1 dropped from kept departments; e.g. e2, "
+        "e6); the limit is 1 employees (max_removal_share 25.0% of 6, and at least 0)"
+    )
+
+
+def test_a_header_and_one_row_would_remove_nearly_the_whole_directory():
+    from pipelines.directory.domain import REMOVAL_FLOOR, directory_removal
+    from pipelines.guard import RemovalLimit, removal_problem
+
+    full = nest(directory_csv(departments=12, employees=150, seed=1), "full.csv")
+    stored = {department: set(item["employees"]) for department, item in full.items()}
+    one_row = nest(b"department,employee\ndept-000,emp-00000\n", "one.csv")
+    incoming = {department: set(item["employees"]) for department, item in one_row.items()}
+    problem = removal_problem(directory_removal(stored, incoming), RemovalLimit(0.25, REMOVAL_FLOOR))
+    # dept-000 holds employees 0, 12, ..., 144 (13 of the 150): 12 of them dropped, and the 137 of the
+    # 11 other departments; 149 / 150 = 99.3%; limit max(10, floor(0.25 x 150) = 37) = 37
+    assert problem.startswith(
+        "department_directory (11 of 12 departments deleted): this run would remove or lower 149 of "
+        "the 150 stored employees (99.3%: 137 in deleted departments, 12 dropped from kept departments"
+    )
+    assert problem.endswith("the limit is 37 employees (max_removal_share 25.0% of 150, and at least 10)")

@@ -55,12 +55,12 @@ def test_every_bad_input_error_of_the_pipelines_is_a_bad_input():
     from pipelines.covid.domain import SourceValidationError
     from pipelines.directory.domain import DirectoryFileError
     from pipelines.guard import LargeRemovalRefused, StalePlanRefused
-    from pipelines.market.domain import DeletionGuardError, PageValidationError
+    from pipelines.market.domain import PageValidationError
     from pipelines.market.esi import SnapshotChangedError, SuspectAnswerError, UnknownRegionError
     from pipelines.sources import SourceRefused, SourceUnavailable
     from pipelines.traffic.chunks import RangeError
 
-    for error in (LargeRemovalRefused, StalePlanRefused, SourceValidationError, DirectoryFileError, DeletionGuardError,
+    for error in (LargeRemovalRefused, StalePlanRefused, SourceValidationError, DirectoryFileError,
                   PageValidationError, SuspectAnswerError, UnknownRegionError, SourceRefused, RangeError):  # fmt: skip
         assert issubclass(error, BadInput), error
     # what a retry can cure is not bad input

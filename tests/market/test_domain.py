@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 
 from devtools.fake_esi import FakeEsi
+from pipelines.guard import LargeRemovalRefused, RemovalLimit, enforce_removal_limit, removal_problem
 from pipelines.market.domain import (
-    DeletionGuardError,
+    REMOVAL_FLOOR,
     PageValidationError,
     aggregate,
     merge_all,
+    removal,
     stale_types,
     to_items,
     validate_order,
@@ -90,19 +92,38 @@ def test_bad_orders_name_page_and_field(order, message):
 
 def test_stale_types_are_those_gone_from_the_market():
     stored = [str(t) for t in range(100)]
-    assert stale_types(1, stored, [str(t) for t in range(5, 100)], max_share=0.1) == ["0", "1", "2", "3", "4"]
-    assert stale_types(1, [], ["1"], max_share=0.0) == []  # a first run deletes nothing
+    assert stale_types(stored, [str(t) for t in range(5, 100)]) == ["0", "1", "2", "3", "4"]
+    assert stale_types([], ["1"]) == []  # a first run deletes nothing
+    assert stale_types(["10", "9", "100"], []) == ["9", "10", "100"]  # numeric order
+
+
+def _problem(region: int, stored: list[str], current: list[str], max_share: float = 0.1) -> str | None:
+    stale = stale_types(stored, current)
+    return removal_problem(removal(region, len(stored), stale), RemovalLimit(max_share, REMOVAL_FLOOR))
 
 
 def test_deleting_more_than_the_allowed_share_is_refused_unless_overridden():
-    stored = [str(t) for t in range(100)]
-    current = [str(t) for t in range(11, 100)]  # 11 of 100 gone: over 10%
-    with pytest.raises(DeletionGuardError) as refused:
-        stale_types(10000002, stored, current, max_share=0.1)
-    assert str(refused.value).startswith(
-        "region 10000002: this run would delete 11 of the 100 stored types (11.0%), more than the 10%"
+    stored = [str(t) for t in range(200)]
+    current = [str(t) for t in range(21, 200)]  # 21 of 200 gone: limit max(10, floor(0.1 x 200) = 20) = 20
+    problem = _problem(10000002, stored, current)
+    assert problem == (
+        "market_orders region 10000002: this run would remove or lower 21 of the 200 stored types "
+        "(10.5%: 21 deleted; e.g. type 0, type 1, type 2, type 3, type 4 and 16 more); the limit is 20 "
+        "types (max_removal_share 10.0% of 200, and at least 10)"
     )
-    assert len(stale_types(10000002, stored, current, max_share=0.1, allow_large_delete=True)) == 11
-    assert len(stale_types(10000002, stored, current, max_share=0.11)) == 11
-    with pytest.raises(DeletionGuardError):
-        stale_types(10000002, stored, [], max_share=0.1)  # an empty market would wipe the region
+    with pytest.raises(LargeRemovalRefused, match='"allow_large_removal": true'):
+        enforce_removal_limit([problem], allow_large_removal=False)
+    assert enforce_removal_limit([problem], allow_large_removal=True) == [problem]
+    assert _problem(10000002, stored, [str(t) for t in range(20, 200)]) is None  # 20: at the limit
+    assert _problem(10000002, stored, current, max_share=0.11) is None  # limit floor(22.0) = 22
+    assert "200 of the 200" in _problem(10000002, stored, [])  # an empty market would wipe the region
+
+
+def test_a_small_region_may_lose_up_to_the_floor_of_types():
+    """The issue's probe: one stale type stored, a fresh snapshot of 1,431 types arriving."""
+    fresh = [str(t) for t in range(1, 1432)]
+    assert stale_types(["999999"], fresh) == ["999999"]
+    assert _problem(10000043, ["999999"], fresh) is None  # 1 of 1 = 100%, but within the floor of 10
+    handful = [str(t) for t in range(12)]
+    assert _problem(10000043, handful, handful[10:]) is None  # 10 of 12 gone: the floor
+    assert "11 of the 12 stored types" in _problem(10000043, handful, handful[11:])

@@ -9,6 +9,7 @@ import pytest
 
 from devtools.fake_esi import FakeEsi
 from pipelines.aws.dynamodb import deserialize_item
+from tests.clearing import clear_and_resume
 from tests.conftest import load_dag, run_dag, task_instances
 
 REGION = 10000002
@@ -166,7 +167,7 @@ def test_an_empty_or_headerless_answer_fails_fast_and_deletes_nothing(
     before = _populated(aws, esi)
     capfd.readouterr()
     esi(**hostile)
-    result = run({"allow_large_delete": True})  # even overridden: this is a fault, not a smaller market
+    result = run({"allow_large_removal": True})  # even overridden: this is a fault, not a smaller market
     assert result.state == "failed"
     assert message in "".join(capfd.readouterr())
     states = {ti.task_id: ti.state for ti in task_instances(result)}
@@ -183,19 +184,81 @@ def test_a_run_deleting_too_many_types_is_refused_unless_overridden(airflow_db, 
     assert run().state == "failed"
     output = "".join(capfd.readouterr())
     gone = len(before.keys() - expected.keys())
-    assert f"region {REGION}: this run would delete {gone} of the {len(before)} stored types" in output
-    assert '{"allow_large_delete": true}' in output
+    assert (
+        f"market_orders region {REGION}: this run would remove or lower {gone:,} of the {len(before):,} "
+        f"stored types ({gone / len(before):.1%}: {gone:,} deleted; e.g. type " in output
+    )
+    assert f"the limit is {len(before) // 10:,} types (max_removal_share 10.0% of {len(before):,}" in output
+    assert '{"allow_large_removal": true}' in output
     assert items(aws) == before  # nothing written, nothing deleted
 
-    assert run({"max_delete_share": 0.9}).state == "success"  # the share is a parameter
+    assert run({"max_removal_share": 0.9}).state == "success"  # the share is a parameter
     assert items(aws).keys() == expected.keys()
 
 
-def test_the_override_param_lets_a_large_deletion_through(airflow_db, aws, esi):
+def test_the_override_param_lets_a_large_deletion_through(airflow_db, aws, esi, capfd):
     _populated(aws, esi)
     esi(pages=1)
-    assert run({"allow_large_delete": True}).state == "success"
+    capfd.readouterr()
+    result = run({"allow_large_removal": True})
+    assert result.state == "success"
     assert items(aws).keys() == _reference_items(1, snapshot=0).keys()
+    assert "allow_large_removal=true let this run through: market_orders region" in "".join(
+        capfd.readouterr()
+    )
+    [load] = [ti for ti in task_instances(result) if ti.task_id == "load"]
+    assert "allow_large_removal=true let this run through" in _xcom(load)["override"]
+
+
+def _xcom(ti) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=ti.run_id, dag_ids=ti.dag_id, task_ids=ti.task_id, key="return_value"
+        )
+        return XComModel.deserialize_value(session.scalars(query).first())
+
+
+def test_one_stale_type_in_a_region_is_deleted_while_a_fresh_snapshot_arrives(airflow_db, aws, esi):
+    """The issue's probe: the region holds 1 type, gone from its market; the snapshot brings
+    hundreds. 1 of 1 stored is 100%, but within the guard's floor of 10 types."""
+    esi()
+    aws.client("dynamodb").put_item(
+        TableName="market_orders", Item={"region_id": {"S": str(REGION)}, "type_id": {"S": "999999"}}
+    )
+    assert run().state == "success"
+    got = items(aws)
+    assert "999999" not in got and got.keys() == _reference_items(6, snapshot=0).keys()
+
+
+def test_clearing_the_failed_load_of_an_older_run_refuses_its_older_snapshot(airflow_db, aws, esi, capfd):
+    dag = load_dag("market_orders")
+    conf = {"region_id": REGION, "concurrency": 8}
+    server = esi()
+    aws.set_faults(dynamodb_fail_after_writes=0, dynamodb_failure_code="AccessDeniedException")
+    try:
+        older = run_dag(dag, conf=conf)  # snapshot 0 aggregated, its load refused by DynamoDB
+    finally:
+        aws.set_faults(dynamodb_fail_after_writes=None)
+    assert older.state == "failed" and items(aws) == {}
+    server.snapshot = 1  # ESI moves on; the next run loads the newer snapshot
+    newer = run_dag(dag, conf=conf)
+    assert newer.state == "success"
+    loaded = items(aws)
+    assert {item["last_modified"] for item in loaded.values()} == {"Wed, 01 May 2024 12:05:00 GMT"}
+
+    capfd.readouterr()
+    resumed = clear_and_resume(dag, older, {"load"})
+    assert resumed.state == "failed"
+    assert items(aws) == loaded  # snapshot 0 was not written over snapshot 1
+    output = "".join(capfd.readouterr())
+    assert (
+        f"refusing a stale plan: market_orders region {REGION} already holds data as of "
+        f"2024-05-01T12:05:00+00:00, loaded by the newer run {newer.run_id!r}" in output
+    )
+    assert f"run {older.run_id!r} has data as of 2024-05-01T12:00:00+00:00" in output
 
 
 def test_types_gone_from_the_market_are_deleted(airflow_db, aws, esi):
@@ -241,9 +304,9 @@ def test_an_unknown_region_fails_with_a_clear_message(airflow_db, aws, esi, capf
         ("region_id", "abc"),
         ("concurrency", 0),
         ("concurrency", 65),
-        ("max_delete_share", 1.5),
-        ("max_delete_share", -0.1),
-        ("allow_large_delete", "yes"),
+        ("max_removal_share", 1.5),
+        ("max_removal_share", -0.1),
+        ("allow_large_removal", "yes"),
         ("snapshot_margin_seconds", 600),
     ],  # fmt: skip
 )

@@ -31,6 +31,7 @@ from urllib.parse import unquote_plus
 from boto3.dynamodb.types import TypeSerializer
 
 from pipelines.errors import BadInput
+from pipelines.guard import Removal
 
 KEY_COLUMNS = ("department", "employee")
 MAX_ITEM_BYTES = 400 * 1024
@@ -208,6 +209,35 @@ def wire_items(departments: dict[str, dict[str, Any]], source: str) -> dict[str,
                 f"{source}: department {department!r} cannot be stored ({type(error).__name__})"
             ) from None
     return wired
+
+
+DEFAULT_MAX_REMOVAL_SHARE = 0.25
+# Employees a file may drop whatever the share: a small directory is not blocked by a leaver or two.
+REMOVAL_FLOOR = 10
+
+
+def directory_removal(stored: dict[str, set[str]], incoming: dict[str, set[str]]) -> Removal:
+    """What replacing the table's departments (``stored``: department -> its employees) with a
+    file's (``incoming``) removes, counted in employees, for the shared guard (``pipelines.guard``).
+
+    A file replaces the whole directory: departments it lacks are deleted and each department
+    it has is overwritten. Both lose employees; an employee who moved to another department
+    is not lost. A directory changes by reorganisations (hence a larger share than the other
+    pipelines); a truncated upload (a header and one row) drops nearly everyone.
+    """
+    before = set().union(*stored.values()) if stored else set()
+    after = set().union(*incoming.values()) if incoming else set()
+    gone = sorted(before - after)
+    deleted = sorted(set(stored) - set(incoming))
+    in_deleted = len(set().union(*(stored[d] for d in deleted)) - after) if deleted else 0
+    return Removal(
+        subject=f"department_directory ({len(deleted):,} of {len(stored):,} departments deleted)",
+        unit="employees",
+        stored=len(before),
+        removed=len(gone),
+        parts={"in deleted departments": in_deleted, "dropped from kept departments": len(gone) - in_deleted},
+        examples=gone,
+    )
 
 
 def keys_from_s3_events(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -12,9 +12,23 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_wire_items, scan_keys, serialize_item
+from pipelines.aws.dynamodb import (
+    delete_keys,
+    dynamodb_client,
+    paginated_items,
+    put_wire_items,
+    serialize_item,
+)
 from pipelines.aws.s3 import is_missing, read_bytes, s3_hook, write_bytes
-from pipelines.directory.domain import INCOMING_PREFIX, nest, wire_items
+from pipelines.directory.domain import (
+    DEFAULT_MAX_REMOVAL_SHARE,
+    INCOMING_PREFIX,
+    REMOVAL_FLOOR,
+    directory_removal,
+    nest,
+    wire_items,
+)
+from pipelines.guard import RemovalLimit, enforce_removal_limit, override_note, removal_problem
 from pipelines.tables import DEPARTMENT_LISTING, DEPARTMENT_LISTING_ATTRIBUTE
 from pipelines.tables import DIRECTORY_TABLE as TABLE
 
@@ -83,12 +97,40 @@ def nest_to_staging(source: dict[str, Any], run_prefix: str) -> dict[str, Any]:
     return {"items_uri": staged, "departments": len(departments), "employees": employees}
 
 
-def load(source: dict[str, Any], staged: dict[str, Any]) -> dict[str, int]:
-    """Write every department, then delete the departments absent from this file."""
+def stored_employees(client: Any) -> dict[str, set[str]]:
+    """Every department of the table and its employees' names (one paginated Scan)."""
+    names = {"#d": "department", "#e": "employees"}
+    items = paginated_items(
+        client, "scan", TableName=TABLE, ProjectionExpression="#d, #e", ExpressionAttributeNames=names
+    )
+    return {str(item["department"]): set(item.get("employees") or {}) for item in items}
+
+
+def load(
+    source: dict[str, Any],
+    staged: dict[str, Any],
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
+    allow_large_removal: bool = False,
+) -> dict[str, Any]:
+    """Write every department, then delete the departments absent from this file.
+
+    Before anything is written, the overwrites and deletes are planned and held to the shared
+    removal guard (``pipelines.guard``): a file that would drop more than the share of the
+    stored employees is refused unless the run allows it.
+    """
     newer = newer_incoming_file(source)
     if newer:
         raise SupersededError(f"s3://{source['bucket']}/{newer} is newer than {source['key']}")
     items = json.loads(read_bytes(staged["items_uri"]))
+    client = dynamodb_client()
+    stored = stored_employees(client)
+    incoming = {department: set(item["employees"]["M"]) for department, item in items.items()}
+    limit = RemovalLimit(max_share=max_removal_share, floor=REMOVAL_FLOOR)
+    let_through = enforce_removal_limit(
+        [removal_problem(directory_removal(stored, incoming), limit)], allow_large_removal
+    )
+    if let_through:
+        log.warning("%s", override_note(let_through))
     provenance = serialize_item(
         {
             "source_key": source["key"],
@@ -97,9 +139,11 @@ def load(source: dict[str, Any], staged: dict[str, Any]) -> dict[str, int]:
             DEPARTMENT_LISTING_ATTRIBUTE: DEPARTMENT_LISTING,  # the results API's name index
         }
     )
-    client = dynamodb_client()
     written = put_wire_items(client, TABLE, ({**item, **provenance} for item in items.values()))
-    stale = [k for k in scan_keys(client, TABLE, ["department"]) if k["department"] not in items]
+    stale = [{"department": department} for department in sorted(stored) if department not in items]
     deleted = delete_keys(client, TABLE, stale)
     log.info("wrote %s departments, deleted %s stale", written, deleted)
-    return {"written": written, "deleted": deleted}
+    summary: dict[str, Any] = {"written": written, "deleted": deleted}
+    if let_through:
+        summary["override"] = override_note(let_through)
+    return summary

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipelines.errors import BadInput
+from pipelines.guard import Removal
 
 REQUIRED_FIELDS = {
     "order_id": int,
@@ -139,30 +140,28 @@ def to_items(
     return items
 
 
-class DeletionGuardError(BadInput):
-    """A run would delete more of a region's types than it may: the source is suspect."""
+DEFAULT_MAX_REMOVAL_SHARE = 0.1
+# Types a run may delete from a region whatever the share: a region with a handful of types
+# (or one stale type while a full snapshot arrives) is not blocked each time one vanishes.
+REMOVAL_FLOOR = 10
 
 
-def stale_types(
-    region_id: int,
-    stored: Iterable[str],
-    current: Iterable[str],
-    max_share: float,
-    allow_large_delete: bool = False,
-) -> list[str]:
-    """The region's stored types no longer on its market, refused when they are too many.
+def stale_types(stored: Iterable[str], current: Iterable[str]) -> list[str]:
+    """The region's stored types no longer on its market (numeric order)."""
+    return sorted(set(stored) - set(current), key=lambda type_id: (len(type_id), type_id))
 
-    A market loses a few types an hour; losing more than ``max_share`` of them at once is
-    far likelier a truncated answer than a real market, so the run fails before writing
-    anything unless it was given ``allow_large_delete``.
+
+def removal(region_id: int, stored: int, stale: list[str]) -> Removal:
+    """What deleting ``stale`` removes from the region, for the shared guard (``pipelines.guard``).
+
+    Only deletions count: every stored type of the region is rewritten each run (its volumes
+    and prices move hourly); a type that vanishes is what a truncated answer looks like.
     """
-    stored, current = set(stored), set(current)
-    stale = sorted(stored - current, key=lambda type_id: (len(type_id), type_id))
-    if stale and not allow_large_delete and len(stale) > max_share * len(stored):
-        raise DeletionGuardError(
-            f"region {region_id}: this run would delete {len(stale)} of the {len(stored)} stored types "
-            f"({len(stale) / len(stored):.1%}), more than the {max_share:.0%} one run may delete; a "
-            "market that shrinks this much is suspect, so nothing was written. If it really did, "
-            'trigger the run with {"allow_large_delete": true}'
-        )
-    return stale
+    return Removal(
+        subject=f"market_orders region {region_id}",
+        unit="types",
+        stored=stored,
+        removed=len(stale),
+        parts={"deleted": len(stale)},
+        examples=[f"type {type_id}" for type_id in stale],
+    )

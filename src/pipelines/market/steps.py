@@ -6,17 +6,29 @@ import asyncio
 import gzip
 import json
 import logging
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pipelines.aws.dynamodb import delete_keys, dynamodb_client, put_items, query_keys
-from pipelines.aws.s3 import read_bytes, s3_hook, split_uri, write_bytes
+from pipelines.aws.s3 import read_bytes, read_bytes_if_exists, s3_hook, split_uri, write_bytes
 from pipelines.config import ESI_CONN_ID
+from pipelines.guard import (
+    LoadMark,
+    RemovalLimit,
+    enforce_removal_limit,
+    override_note,
+    refuse_older_data,
+    removal_problem,
+)
 from pipelines.market.domain import (
+    DEFAULT_MAX_REMOVAL_SHARE,
+    REMOVAL_FLOOR,
     PageValidationError,
     TypeAggregate,
     aggregate,
     merge_all,
+    removal,
     stale_types,
     to_items,
     validate_order,
@@ -216,35 +228,63 @@ def aggregate_pages(downloaded: dict[str, Any]) -> dict[str, Any]:
         "types": len(items),
         "orders": orders_seen,
         "region_id": downloaded["region_id"],
+        "last_modified": downloaded["last_modified"],  # what the aggregate was computed from
     }
 
 
+def load_mark_uri(bucket: str, region_id: int) -> str:
+    """Where the region's last load is recorded: beside its snapshots, so it expires with them
+    (an aggregate older than the last load's mark can only be one that still exists)."""
+    return f"s3://{bucket}/market/raw/region={region_id}/last-load.json"
+
+
 def load(
-    aggregated: dict[str, Any], max_delete_share: float = 0.1, allow_large_delete: bool = False
-) -> dict[str, int]:
+    aggregated: dict[str, Any],
+    bucket: str,
+    run_id: str,
+    run_after: str,
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE,
+    allow_large_removal: bool = False,
+) -> dict[str, Any]:
     """Write every type of the region, then delete the types no longer on its market.
 
-    The deletions are planned, and the guard on their share applied, before anything is
-    written: a refused run leaves the table as it was.
+    Before anything is written: an aggregate of a snapshot older than the one the region's
+    last load brought is refused (a cleared ``load`` of an older run), and the deletions
+    are planned and held to the shared removal guard. A refused run leaves the table as it was.
     """
     from decimal import Decimal
 
+    region_id = int(aggregated["region_id"])
+    mark_uri = load_mark_uri(bucket, region_id)
+    snapshot = aggregated["last_modified"]
+    refuse_older_data(
+        f"market_orders region {region_id}", run_id, snapshot_time(snapshot),
+        LoadMark.from_json(read_bytes_if_exists(mark_uri)),
+    )  # fmt: skip
     items = json.loads(read_bytes(aggregated["items_uri"]), parse_float=Decimal)
     for item in items:
         for name in ("min_sell_price", "max_buy_price", "sell_avg_price", "buy_avg_price"):
             if name in item:
                 item[name] = Decimal(str(item[name]))
     client = dynamodb_client()
-    region = str(aggregated["region_id"])
+    region = str(region_id)
     stored = [k["type_id"] for k in query_keys(client, TABLE, "region_id", region, "type_id")]
-    stale = stale_types(
-        aggregated["region_id"],
-        stored,
-        (item["type_id"] for item in items),
-        max_delete_share,
-        allow_large_delete,
+    stale = stale_types(stored, (item["type_id"] for item in items))
+    limit = RemovalLimit(max_share=max_removal_share, floor=REMOVAL_FLOOR)
+    let_through = enforce_removal_limit(
+        [removal_problem(removal(region_id, len(stored), stale), limit)], allow_large_removal
     )
+    if let_through:
+        log.warning("%s", override_note(let_through))
     written = put_items(client, TABLE, items)
     deleted = delete_keys(client, TABLE, [{"region_id": region, "type_id": type_id} for type_id in stale])
-    log.info("region %s: wrote %s types, deleted %s stale", region, written, deleted)
-    return {"written": written, "deleted": deleted}
+    mark = LoadMark(
+        run_id=run_id, run_after=run_after, loaded_at=datetime.now(UTC).isoformat(),
+        data_as_of=snapshot_time(snapshot).isoformat(),
+    )  # fmt: skip
+    write_bytes(mark_uri, mark.to_json(), "application/json")
+    log.info("region %s: wrote %s types, deleted %s stale; snapshot %s", region, written, deleted, snapshot)
+    summary: dict[str, Any] = {"written": written, "deleted": deleted, "snapshot": snapshot}
+    if let_through:
+        summary["override"] = override_note(let_through)
+    return summary
