@@ -15,8 +15,9 @@ topic (the provider's `SnsNotifier`, subclassed to state the failure's facts) sa
 applied; re-run to converge"). Invalid input fails at once (no retries), naming the file,
 row and column, never quoting the file's contents.
 
-Sources: `https://` on the hosts of Variable `covid_source_hosts` (default
-`raw.githubusercontent.com`; redirects only within the same host), `s3://<data lake
+Sources: `https://` under a host-and-path prefix of Variable `covid_source_prefixes`
+(default the NYT and JHU repositories on `raw.githubusercontent.com`; redirects only
+within a prefix), `s3://<data lake
 bucket>/covid/...`, and local paths only where `PIPELINES_ALLOW_LOCAL_SOURCES=1` (offline
 and dev). At most Variable `covid_source_max_bytes` bytes (default 50 MB) per file.
 Variables `covid_cases_url` / `covid_recoveries_url`, when set, replace the params'
