@@ -14,8 +14,8 @@ plain API calls, so local and production resources still come from one file:
 * ``AWS::SNS::Subscription``     -> sns.subscribe (when its Condition holds)
 * ``AWS::SecretsManager::Secret`` -> secretsmanager.create_secret / put_secret_value
 
-(a table's KMS key is not applied offline: moto's CloudFormation drops SSESpecification
-and moto has no API to set it afterwards; the template test checks it instead.)
+(a table's KMS key comes through: moto keeps the SSESpecification, which localaws'
+KMS check reads; moto's DescribeTable does not show it, so the template test checks it.)
 
 Usage: ``python -m infra.provision --endpoint-url http://127.0.0.1:4566``.
 """

@@ -244,6 +244,8 @@ def test_the_account_has_no_offline_default_in_compose():
         env = _env(model["services"][name])
         assert not [k for k, v in env.items() if "123456789012" in str(v)], name  # moto's account
         assert "arn:aws:iam::210987654321:role/pipeline-covid-daily" in env["AIRFLOW_CONN_AWS_COVID"]
+        # the bucket is the Variable in Secrets Manager: no empty or offline fallback in the environment
+        assert "AIRFLOW_VAR_DATA_LAKE_BUCKET" not in env, name
 
 
 def test_dockerignore_keeps_env_files_out_of_the_build_context():
