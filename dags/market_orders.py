@@ -6,7 +6,7 @@ Operators' page (reads, writes, params with examples, failures, re-runs): `docs/
 `plan_download` (ESI through connection `esi_default`: page 1 pins the snapshot, its
 `Last-Modified`, and gives `X-Pages`; an empty page 1 or one without these headers fails
 the run, nothing changed; a snapshot ESI replaces within `snapshot_margin_seconds`
-(`Expires`) is waited out; the other pages are cut into shares of `pages_per_task`)
+(`Expires`) is waited out deferred, no worker held; the other pages are cut into shares of `pages_per_task`)
 -> `download_pages`, mapped, one task per share (pages fetched concurrently, param
 `concurrency`, with retries and ESI's error budget respected; every page lands in S3 as
 gzip JSON lines, under its snapshot, as it arrives; every page must be of the pinned
@@ -40,6 +40,7 @@ from airflow.sdk import Param, dag, task
 from pipelines.backfill import SNAPSHOT_RUN_TYPES
 from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
 from pipelines.errors import fails_fast
+from pipelines.market.operators import PlanDownloadOperator
 
 SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
 
@@ -97,16 +98,9 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
     },
 )
 def market_orders():
-    @task
-    @fails_fast  # an unknown region, an empty or header-less answer: retrying won't fix it
-    def plan_download(params=None) -> list[dict]:
-        from pipelines.config import data_lake_bucket
-        from pipelines.market.steps import plan_download
-
-        return plan_download(
-            int(params["region_id"]), int(params["concurrency"]), int(params["pages_per_task"]),
-            data_lake_bucket(), float(params["snapshot_margin_seconds"]),
-        )  # fmt: skip
+    # Waiting for ESI's next snapshot defers (triggerer), holding no worker slot meanwhile;
+    # an unknown region, an empty or header-less answer fails at once (no retries).
+    plan_download = PlanDownloadOperator(task_id="plan_download")
 
     # A snapshot replaced mid-download is retried soon: ESI serves the next one for 5 minutes.
     @task(max_active_tis_per_dagrun=8, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
@@ -156,7 +150,7 @@ def market_orders():
             allow_large_removal=bool(params["allow_large_removal"]),
         )  # fmt: skip
 
-    load(name_types(aggregate(combine(download_pages.expand(share=plan_download())))))
+    load(name_types(aggregate(combine(download_pages.expand(share=plan_download.output)))))
 
 
 market_orders()

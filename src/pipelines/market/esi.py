@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -65,6 +65,18 @@ class UnknownRegionError(EsiError, BadInput):
 
 class SnapshotChangedError(EsiError):
     pass
+
+
+class SnapshotExpiresSoon(EsiError):
+    """The pinned snapshot is replaced within the margin: wait (deferred) until ``next_at``, pin again."""
+
+    def __init__(self, snapshot: Snapshot, seconds_left: float, margin: float) -> None:
+        super().__init__(
+            f"region {snapshot.region_id}: snapshot {snapshot.last_modified} is replaced in "
+            f"{seconds_left:.0f}s (< {margin:.0f}s): waiting for the next one"
+        )
+        self.snapshot = snapshot
+        self.next_at = datetime.now(UTC) + timedelta(seconds=min(seconds_left + 1.0, LONGEST_SNAPSHOT_WAIT))
 
 
 class SuspectAnswerError(EsiError, BadInput):
@@ -252,12 +264,14 @@ class EsiClient:
                 f"region {region_id}: the market snapshot changed during each of {MAX_SNAPSHOT_RESTARTS} downloads"
             )
 
-    async def pin(self, region_id: int, sink: Sink, margin: float = 0.0) -> Snapshot:
+    async def pin(self, region_id: int, sink: Sink, margin: float = 0.0, wait: bool = True) -> Snapshot:
         """Page 1 through the sink; its headers pin the snapshot and give the page count.
 
         When ESI replaces the snapshot in less than ``margin`` seconds (``Expires``), wait
         for the next one first: pages would otherwise change under the download. An
         ``Expires`` already past (a clock apart from ESI's) cannot be waited for: used as is.
+        With ``wait=False`` nothing sleeps here: SnapshotExpiresSoon says until when to wait
+        (plan_download defers on it, freeing its worker slot).
         """
         async with self._http() as client:
             for _ in range(MAX_PIN_WAITS):
@@ -265,6 +279,8 @@ class EsiClient:
                 left = snapshot.seconds_left()
                 if left is None or left <= 0 or left >= margin:
                     return snapshot
+                if not wait:
+                    raise SnapshotExpiresSoon(snapshot, left, margin)
                 wait = min(left + 1.0, LONGEST_SNAPSHOT_WAIT)
                 log.info("region %s: snapshot %s is replaced in %.0fs (< %ss): waiting for the next one",
                          region_id, snapshot.last_modified, left, margin)  # fmt: skip

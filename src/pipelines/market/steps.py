@@ -87,20 +87,21 @@ def _downloaded(snapshot: Snapshot, bucket: str) -> dict[str, Any]:
     }
 
 
-def _pin(client: EsiClient, region_id: int, bucket: str, margin: float) -> Snapshot:
-    return asyncio.run(client.pin(region_id, _s3_sink(bucket, region_id), margin))
+def _pin(client: EsiClient, region_id: int, bucket: str, margin: float, wait: bool = True) -> Snapshot:
+    return asyncio.run(client.pin(region_id, _s3_sink(bucket, region_id), margin, wait))
 
 
 def plan_download(
-    region_id: int, concurrency: int, pages_per_task: int, bucket: str, margin: float = 0.0
+    region_id: int, concurrency: int, pages_per_task: int, bucket: str, margin: float = 0.0, wait: bool = True
 ) -> list[dict[str, Any]]:
     """Pin a snapshot (page 1 to S3); the other pages cut into shares of at most
     ``pages_per_task``, one per worker.
 
     There is always at least one share (possibly empty): a mapped task over an empty list
-    would skip everything downstream.
+    would skip everything downstream. ``wait=False``: a snapshot replaced within ``margin``
+    raises SnapshotExpiresSoon instead of sleeping (the DAG's task defers on it).
     """
-    snapshot = _pin(_esi_client(concurrency), region_id, bucket, margin)
+    snapshot = _pin(_esi_client(concurrency), region_id, bucket, margin, wait)
     starts = range(2, snapshot.pages + 1, pages_per_task) or range(2, 3)
     shares = [
         {
