@@ -78,5 +78,13 @@ e2e: venv
 chaos: venv
 	$(PY) -m pytest -m chaos tests/e2e
 
+## the deployment's private .env (compose's secrets and AIRFLOW_BASE_URL), created 0600 and
+## never overwritten: make env BASE_URL=https://airflow.example.com [ENV_FILE=path]
+## (no venv rebuild: it needs only the existing .venv's cryptography)
+ENV_FILE ?= .env
+env:
+	@test -n "$(BASE_URL)" || { echo "usage: make env BASE_URL=https://airflow.example.com" >&2; exit 2; }
+	$(PY) devtools/deploy_env.py --base-url "$(BASE_URL)" --output "$(ENV_FILE)"
+
 clean:
 	rm -rf .airflow .airflow-test .demo test-output .pytest_cache
