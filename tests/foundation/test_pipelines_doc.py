@@ -40,3 +40,14 @@ def test_every_connection_and_variable_the_doc_names_is_the_codes():
 def test_no_crawler_is_named_that_infra_does_not_define():
     for crawler in re.findall(r"crawler\s+`([a-z_]+)`", _ours_sections()):
         assert crawler in INFRA, crawler
+
+
+def test_the_http_provider_is_not_a_direct_requirement_since_no_code_uses_it():
+    """Dropped from requirements.txt (issue 22.9): nothing imports airflow.providers.http; the lock
+    still holds it only because the Amazon provider requires it."""
+    code = CODE + "\n".join(p.read_text() for p in (REPO / "dags").glob("*.py"))
+    assert "airflow.providers.http" not in code
+    assert "apache-airflow-providers-http" not in (REPO / "requirements.txt").read_text()
+    lock = (REPO / "requirements.lock").read_text()
+    entry = lock[lock.index("apache-airflow-providers-http==") :].split("\n\n")[0]
+    assert "# via apache-airflow-providers-amazon" in entry
