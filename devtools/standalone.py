@@ -17,6 +17,7 @@ stop. ``AIRFLOW_STANDALONE_HOME`` moves the Airflow home (the tests use a scratc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from devtools.airflow_env import REPO, airflow_env
@@ -34,6 +37,7 @@ USERNAME, PASSWORD = "admin", "admin"
 PARALLELISM = 4
 STOP_GRACE_SECONDS = 10
 FIRST_DAG = "covid_daily"
+OFFLINE_STACK_LOG = AIRFLOW_HOME / "offline-stack.log"
 
 
 # AIRFLOW_STANDALONE_PORT=0: every server on any free port (tests that run side by side)
@@ -50,6 +54,26 @@ def port_or_free(preferred: int) -> int:
         except OSError:
             sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def warnings_to_log(path: Path) -> Iterator[None]:
+    """Every warning raised inside (any thread: the offline stack serves from its own) is
+    appended to ``path`` instead of the console; none is dropped or filtered.
+
+    Provisioning ``infra/`` makes moto's CloudFormation warn "Tried to parse AWS::S3::BucketPolicy
+    but it's not supported" for each resource type ``infra/provision.py`` then applies itself:
+    expected, and of no use to someone opening the UI, so it goes to the offline stack's log.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log_file, warnings.catch_warnings():  # the filters stay as they are
+        def to_log(message, category, filename, lineno, file=None, line=None) -> None:
+            log_file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} ")
+            log_file.write(warnings.formatwarning(message, category, filename, lineno, line))
+            log_file.flush()
+
+        warnings.showwarning = to_log
+        yield
 
 
 def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_port: int) -> dict[str, str]:
@@ -163,11 +187,12 @@ def _run(cleanups: list) -> int:
     cleanups.append(smtp.stop)
     api_port = port_or_free(int(os.environ.get("AIRFLOW_STANDALONE_PORT", "8080")))
     env = standalone_env(stack.endpoint_url, smtp.port, None, api_port)
-    provision(stack.endpoint_url)
-    ctx = DemoContext(stack.endpoint_url, env, AIRFLOW_HOME / "sample-data", stack, smtp)
-    ctx.workdir.mkdir(exist_ok=True)
-    cleanups.extend(reversed_cleanups(ctx))
-    env.update(load_sample_data(ctx, discover_steps()))
+    with warnings_to_log(OFFLINE_STACK_LOG):
+        provision(stack.endpoint_url)
+        ctx = DemoContext(stack.endpoint_url, env, AIRFLOW_HOME / "sample-data", stack, smtp)
+        ctx.workdir.mkdir(exist_ok=True)
+        cleanups.extend(reversed_cleanups(ctx))
+        env.update(load_sample_data(ctx, discover_steps()))
     for args in (["db", "migrate"], ["pools", "import", str(REPO / "infra" / "airflow_pools.json")]):
         subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, stdout=subprocess.DEVNULL)
     esi = json.loads(env["AIRFLOW_CONN_ESI_DEFAULT"])["host"] if "AIRFLOW_CONN_ESI_DEFAULT" in env else None
@@ -175,7 +200,7 @@ def _run(cleanups: list) -> int:
         f"\n  Airflow UI:      http://127.0.0.1:{api_port}   login: {USERNAME} / {PASSWORD}"
         f"\n  Try first:       {FIRST_DAG} (unpause it, then Trigger with its defaults; about a minute),"
         f"\n                   then the dashboard: http://127.0.0.1:{api_port}/results/dashboard"
-        f"\n  offline AWS:     {stack.endpoint_url}"
+        f"\n  offline AWS:     {stack.endpoint_url}   (provisioning warnings: {OFFLINE_STACK_LOG})"
         f"\n  SMTP catcher:    127.0.0.1:{smtp.port} (alert e-mails are printed here)"
         + (f"\n  fake ESI:        {esi}" if esi else "")
         + f"\n  LocalExecutor:   parallelism {PARALLELISM}"

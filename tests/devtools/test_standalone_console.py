@@ -1,0 +1,41 @@
+"""`make airflow`'s console shows what a user needs: provisioning's expected moto warnings go to
+the offline stack's log (devtools/standalone.py), none is lost."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+from devtools.standalone import warnings_to_log
+
+
+def test_provisioning_warnings_go_to_the_offline_stack_log_not_the_console(local_aws, tmp_path, capfd):
+    from infra.provision import provision
+
+    log = tmp_path / "offline-stack.log"
+    local_aws.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as a console sees them (pytest's config ignores these)
+        with warnings_to_log(log):
+            provision(local_aws.endpoint_url)
+    console = capfd.readouterr()
+    assert "Tried to parse" not in console.err + console.out
+    logged = log.read_text()
+    assert "Tried to parse AWS::S3::BucketPolicy but it's not supported" in logged
+    assert "UserWarning" in logged
+
+
+def test_a_warning_from_another_thread_is_logged_too_and_none_is_dropped(tmp_path, capfd):
+    log = tmp_path / "offline-stack.log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with warnings_to_log(log):
+            warnings.warn("first", UserWarning, stacklevel=1)
+            worker = threading.Thread(
+                target=lambda: warnings.warn("from the server", DeprecationWarning, stacklevel=1)
+            )
+            worker.start()
+            worker.join()
+    assert capfd.readouterr().err == ""
+    logged = log.read_text()
+    assert "UserWarning: first" in logged and "DeprecationWarning: from the server" in logged
