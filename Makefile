@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint audit bench e2e chaos clean
+.PHONY: venv checkov-venv checkov lock chromium test demo airflow lint audit bench e2e chaos rehearsal env clean
 
 venv: $(VENV)/.installed
 
@@ -73,6 +73,13 @@ bench: venv
 
 e2e: venv
 	$(PY) -m pytest -m e2e tests/e2e
+
+## the production rehearsal alone: the offline stack deployed as the README deploys AWS
+## (change set, Secrets Manager, compose's settings, IAM enforced), every DAG run, every
+## results endpoint, the alert and subscriber e-mails, zero AccessDenied, and one permission
+## removed at a time (devtools/rehearsal.py). `make e2e` runs it too: its topology is this one.
+rehearsal: venv
+	$(PY) -m pytest -m rehearsal tests/e2e
 
 ## the chaos scenarios (SIGKILLed worker, overlapping backfills) on the production topology
 chaos: venv

@@ -4,9 +4,16 @@ Configured as docker-compose.yaml configures them (same settings, by the same en
 variable names): CeleryExecutor, Postgres metadata DB (a fresh database per run),
 Redis broker (its own DB index), api-server, scheduler, dag-processor, triggerer and a
 Celery worker as subprocesses on free local ports; the offline AWS stack, the SMTP
-catcher and the fake ESI server in this process. Used by ``make e2e``; by hand:
+catcher and the fake ESI server in this process.
 
-    python -m devtools.topology up      # prints the URLs; Ctrl-C tears everything down
+``Topology(rehearsal=True)`` (what ``make e2e`` and ``make rehearsal`` run) is the
+production rehearsal of devtools/rehearsal.py: the stack deployed through a CloudFormation
+change set, connections and Variables in Secrets Manager, compose's SecretsManagerBackend
+and FAB auth manager, each component running as its role's session with IAM enforced
+for every caller. Without it (the benchmarks) connections and Variables come from the
+environment and the stack is not enforcing IAM. By hand:
+
+    python -m devtools.topology up [--rehearsal]   # prints the URLs; Ctrl-C tears everything down
 """
 
 from __future__ import annotations
@@ -73,6 +80,14 @@ class Topology:
     executor: str = "CeleryExecutor"
     plugins_folder: Path = REPO / "plugins"
     dags_folder: Path = REPO / "dags"
+    rehearsal: bool = False
+    # the rehearsal's deployment: the stack's outputs, the secrets stored, each identity's session
+    outputs: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    identities: dict[str, Any] = field(default_factory=dict)
+    alert_emails: str = "data-team@example.com"
+    # the COVID topic's e-mail subscriber (template parameter CovidSubscriberEmail)
+    covid_subscriber: str = "covid-subscribers@example.com"
 
     @property
     def api_url(self) -> str:
@@ -83,7 +98,13 @@ class Topology:
         passwords.write_text(json.dumps({USERNAME: PASSWORD}))
         env = {
             **os.environ,
-            **airflow_env(self.home, self.aws.endpoint_url, self.smtp.port, esi_url=self.esi.url),
+            **airflow_env(
+                self.home,
+                self.aws.endpoint_url,
+                self.smtp.port,
+                esi_url=self.esi.url,
+                alert_emails=self.alert_emails,
+            ),
         }
         env.update(
             {
@@ -117,7 +138,46 @@ class Topology:
                 "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
             }
         )
+        if self.rehearsal:
+            from cryptography.fernet import Fernet
+
+            from devtools.rehearsal import production_env
+
+            env = production_env(env, self.aws.endpoint_url, self.outputs)
+            env.update(
+                {
+                    # compose requires both (SECURITY.md, "Deployment secrets")
+                    "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                }
+            )
         return env
+
+    def component_env(self, name: str) -> dict[str, str]:
+        """A component's environment: the shared one plus, in the rehearsal, its identity's session."""
+        if not self.rehearsal:
+            return self.env
+        from devtools.rehearsal import COMPONENT_IDENTITY
+
+        return {**self.env, **self.identities[COMPONENT_IDENTITY.get(name, "workers")].env()}
+
+    def deploy_as_the_readme_does(self) -> None:
+        """README, "Running against real AWS", steps 1-3 (devtools/rehearsal.py), then IAM on."""
+        from devtools import rehearsal
+
+        self.outputs = rehearsal.deploy(
+            self.aws.endpoint_url,
+            parameters={"AlertEmails": self.alert_emails, "CovidSubscriberEmail": self.covid_subscriber},
+        )
+        self.secrets = rehearsal.store_secrets(
+            self.aws.client("secretsmanager"),
+            self.outputs,
+            rehearsal.connections(self.outputs, ("127.0.0.1", self.smtp.port), self.esi.url),
+            rehearsal.variables(self.outputs, self.alert_emails),
+        )
+        self.identities = rehearsal.identities(self.aws.client("sts"))
+        self.aws.iam.clear()
+        self.aws.iam.enabled = True
 
     def up(self) -> Topology:
         from devtools.fake_esi import FakeEsi
@@ -126,12 +186,18 @@ class Topology:
         from localaws import LocalAWS
         from localaws.server import free_port
 
+        # the stack's administrator key: the deploy's and the tests' own reads (never a component's
+        # in the rehearsal)
         os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-        self.aws = LocalAWS().start()
         self.smtp = SmtpCatcher().start()
+        # SNS e-mail subscriptions are delivered to the catcher, as AWS delivers them to inboxes
+        self.aws = LocalAWS(enforce_iam=False, smtp=("127.0.0.1", self.smtp.port)).start()
         self.esi = FakeEsi(pages=8, seed=2).start()
         self.api_port = free_port()
-        provision(self.aws.endpoint_url)
+        if self.rehearsal:
+            self.deploy_as_the_readme_does()
+        else:
+            provision(self.aws.endpoint_url)
         _psql(f'CREATE DATABASE "{self.database}"')
         import redis
 
@@ -139,6 +205,11 @@ class Topology:
         self.env = self.build_env()
         self.airflow("db", "migrate")
         self.airflow("pools", "import", str(REPO / "infra" / "airflow_pools.json"))
+        if self.rehearsal:  # FAB's users live in the metadata DB (compose's airflow-init does this)
+            self.airflow(
+                "users", "create", "--username", USERNAME, "--password", PASSWORD, "--role", "Admin",
+                "--firstname", "Rehearsal", "--lastname", "Admin", "--email", "admin@pipelines.local",
+            )  # fmt: skip
         for name in COMPONENTS:
             if name == "worker" and self.executor != "CeleryExecutor":
                 continue
@@ -151,7 +222,7 @@ class Topology:
         log = (self.home / f"{name}.log").open("a")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "airflow", *COMPONENTS[name]],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.component_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         return self.processes[name]
 
@@ -190,7 +261,7 @@ class Topology:
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "airflow", *args],
-            env=self.env,
+            env=self.component_env("cli"),  # an operator's shell on a worker (compose exec)
             capture_output=True,
             text=True,
             check=check,
@@ -284,7 +355,7 @@ class Topology:
 
 
 def main() -> None:
-    topology = Topology()
+    topology = Topology(rehearsal="--rehearsal" in sys.argv[1:])
     try:
         topology.up()
         print(f"Airflow: {topology.api_url} (admin/admin); AWS: {topology.aws.endpoint_url}; "

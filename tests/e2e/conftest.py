@@ -45,7 +45,7 @@ def topology():
     os.environ["LOCALAWS_CRAWL_MIN_SECONDS"] = "3"  # long enough to see the crawl task DEFERRED
     os.environ["LOCALAWS_ATHENA_MIN_SECONDS"] = "2"
     started = time.monotonic()
-    stack = Topology()
+    stack = Topology(rehearsal=True)
     try:
         stack.up()
         DURATIONS["topology up"] = time.monotonic() - started
