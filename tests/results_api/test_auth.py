@@ -13,6 +13,7 @@ from tests.results_api.conftest import USERNAME
 PROTECTED = [
     "/results/api/covid",
     "/results/api/covid?granularity=bogus",  # refused before any input is looked at
+    "/results/api/covid/cumulative",
     "/results/api/departments",
     "/results/api/departments/dept-000",
     "/results/api/market/10000002",
@@ -136,6 +137,7 @@ def test_the_user_is_a_mere_viewer(client, token):
 # One example request per data route, with the DAG whose leave it needs.
 DATA_ROUTES = {
     "/results/api/covid": "covid_daily",
+    "/results/api/covid/cumulative": "covid_daily",
     "/results/api/departments": "department_directory",
     "/results/api/departments/dept-000": "department_directory",
     "/results/api/market/10000002": "market_orders",
