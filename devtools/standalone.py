@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -58,14 +59,19 @@ def port_or_free(preferred: int) -> int:
 
 @contextlib.contextmanager
 def warnings_to_log(path: Path) -> Iterator[None]:
-    """Every warning raised inside (any thread: the offline stack serves from its own) is
-    appended to ``path`` instead of the console; none is dropped or filtered.
+    """Every warning raised inside (any thread: the offline stack serves from its own), and
+    moto's own log records, are appended to ``path`` instead of the console; none is dropped.
 
     Provisioning ``infra/`` makes moto's CloudFormation warn "Tried to parse AWS::S3::BucketPolicy
     but it's not supported" for each resource type ``infra/provision.py`` then applies itself:
     expected, and of no use to someone opening the UI, so it goes to the offline stack's log.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    moto_log = logging.getLogger("moto")  # "No Moto CloudFormation support for ...", same cause
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    moto_log.addHandler(handler)
+    propagate, moto_log.propagate = moto_log.propagate, False
     with path.open("a") as log_file, warnings.catch_warnings():  # the filters stay as they are
         def to_log(message, category, filename, lineno, file=None, line=None) -> None:
             log_file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} ")
@@ -73,7 +79,12 @@ def warnings_to_log(path: Path) -> Iterator[None]:
             log_file.flush()
 
         warnings.showwarning = to_log
-        yield
+        try:
+            yield
+        finally:
+            moto_log.removeHandler(handler)
+            moto_log.propagate = propagate
+            handler.close()
 
 
 def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_port: int) -> dict[str, str]:

@@ -20,9 +20,11 @@ def test_provisioning_warnings_go_to_the_offline_stack_log_not_the_console(local
             provision(local_aws.endpoint_url)
     console = capfd.readouterr()
     assert "Tried to parse" not in console.err + console.out
+    assert "No Moto CloudFormation support" not in console.err + console.out
     logged = log.read_text()
     assert "Tried to parse AWS::S3::BucketPolicy but it's not supported" in logged
     assert "UserWarning" in logged
+    assert "moto WARNING: No Moto CloudFormation support for AWS::S3::BucketPolicy" in logged
 
 
 def test_a_warning_from_another_thread_is_logged_too_and_none_is_dropped(tmp_path, capfd):
