@@ -30,7 +30,7 @@ def test_every_other_run_type_passes(run_type):
     assert backfill_refusal("market_orders", run_type, None) is None
 
 
-def test_the_snapshot_dags_do_not_allow_backfill_and_the_others_are_unchanged():
+def test_the_snapshot_dags_do_not_allow_backfill_and_the_others_are_unchanged(airflow_db):
     for dag_id in SNAPSHOT_DAGS:
         allowed = {str(getattr(t, "value", t)) for t in load_dag(dag_id).allowed_run_types}
         assert "backfill" not in allowed and {"scheduled", "manual"} <= allowed, dag_id
