@@ -37,7 +37,7 @@ def _mails_to_subscriber(mailbox, address: str = "covid@example.com") -> list:
     raise TimeoutError(f"no e-mail to {address}: {[m.subject for m in mailbox.messages]}")
 
 
-def test_the_dag_uses_the_providers_operator_and_notifier():
+def test_the_dag_uses_the_providers_operator_and_notifier(airflow_db):
     dag = load_dag("covid_daily")
     assert isinstance(dag.task_dict["notify_success"], SnsPublishOperator)
     callbacks = dag.task_dict["extract"].on_failure_callback
