@@ -6,6 +6,8 @@ skips some of it, which this module then applies from the same template with
 plain API calls, so local and production resources still come from one file:
 
 * ``AWS::Glue::Database``        -> glue.create_database
+* ``AWS::Glue::Crawler``         -> glue.create_crawler / update_crawler (the offline stack's
+  crawlers, which crawl; moto's CloudFormation has no crawler type)
 * ``AWS::SQS::QueuePolicy``      -> sqs.set_queue_attributes(Policy=...)
 * ``AWS::S3::BucketPolicy``      -> s3.put_bucket_policy
 * the bucket's encryption, public access block, versioning, lifecycle rules and
@@ -226,6 +228,16 @@ def _glue_database(properties: dict[str, Any], endpoint_url: str) -> None:
         )
 
 
+def _glue_crawler(properties: dict[str, Any], endpoint_url: str) -> None:
+    """The crawler as CloudFormation declares it (same property names as the Glue API); an
+    existing crawler is updated to the template, so a changed policy reaches it."""
+    glue = _session_client("glue", endpoint_url)
+    try:
+        glue.create_crawler(**properties)
+    except glue.exceptions.AlreadyExistsException:
+        glue.update_crawler(**properties)
+
+
 def _offline_policy(document: dict[str, Any]) -> dict[str, Any] | None:
     """A resource policy without its TLS-only statements: the offline endpoint is plain http,
     and moto evaluates bucket policies, so such a statement would refuse every request."""
@@ -349,6 +361,7 @@ def _secret(properties: dict[str, Any], endpoint_url: str) -> None:
 
 _MOTO_SKIPS: dict[str, Callable[[dict[str, Any], str], None]] = {
     "AWS::Glue::Database": _glue_database,
+    "AWS::Glue::Crawler": _glue_crawler,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::S3::Bucket": _bucket,
