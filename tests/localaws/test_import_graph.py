@@ -18,10 +18,10 @@ import localaws
 PACKAGE = Path(localaws.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 # the core: routing, control API, faults, and IAM enforcement (which wraps every request,
-# whatever service or extension answers it), the S3 location parser enforcement shares, and
-# what completes moto's own services (change sets' outputs, SNS e-mail delivery)
+# whatever service or extension answers it, KMS key checks included), the S3 location parser
+# enforcement shares, and what completes moto's own services (change sets' outputs, SNS e-mail)
 CORE = {
-    "server", "errors", "faults", "iam_enforcement", "iam_policy", "iam_requests", "s3uri",
+    "server", "errors", "faults", "iam_enforcement", "iam_policy", "iam_requests", "kms", "s3uri",
     "cloudformation", "sns_email",
 }  # fmt: skip
 
