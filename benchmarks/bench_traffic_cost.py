@@ -10,7 +10,7 @@ through the DAG's own code (``steps.plan``, ``lake.*``, ``insert_chunk.sql``,
   arrival partitions with BatchCreatePartition and the writer its event-hour
   partitions); the previous DAG crawled the raw table and the target every run, and a
   catalog-target crawl lists and reads every object under the table (as the offline
-  crawler does, ``localaws/glue_crawler.py``), so its count is the objects under both
+  crawler does, ``localaws/glue/crawler.py``), so its count is the objects under both
   tables at that point;
 * S3 objects our writer lists to register its partitions (the processed day's only).
 

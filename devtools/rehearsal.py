@@ -17,7 +17,7 @@ made by hand or by a test fixture:
    that cannot be read from Secrets Manager fails where it is used instead of quietly
    falling back to an offline default.
 
-IAM is enforced for every caller (``localaws.iam_enforcement``): the workers, scheduler,
+IAM is enforced for every caller (``localaws.iam.enforcement``): the workers, scheduler,
 dag-processor and triggerer run as a session of the workers' role (template parameter
 ``AirflowRoleName``), the api-server as a session of its own role (``ApiServerRoleName``),
 what an instance profile or pod identity gives them on AWS; every pipeline connection

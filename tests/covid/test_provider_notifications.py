@@ -14,7 +14,7 @@ from tests.covid.test_domain import JHU, NYT
 
 
 def _subscribe_mailbox(aws, mailbox) -> str:
-    from localaws import sns_email
+    from localaws.sns import email as sns_email
 
     sns = aws.client("sns")
     topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":covid-refresh"))
@@ -47,7 +47,7 @@ def test_the_dag_uses_the_providers_operator_and_notifier(airflow_db):
 def test_success_notice_is_published_by_the_operator_and_mailed_as_plain_text(
     airflow_db, aws, mailbox, tmp_path
 ):
-    from localaws import sns_email
+    from localaws.sns import email as sns_email
 
     topic = _subscribe_mailbox(aws, mailbox)
     (tmp_path / "cases.csv").write_bytes(NYT)
@@ -67,7 +67,7 @@ def test_success_notice_is_published_by_the_operator_and_mailed_as_plain_text(
 
 
 def test_failure_message_goes_through_the_notifier_with_the_failures_facts(aws, mailbox):
-    from localaws import sns_email
+    from localaws.sns import email as sns_email
 
     topic = _subscribe_mailbox(aws, mailbox)
 

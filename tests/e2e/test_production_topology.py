@@ -29,7 +29,7 @@ SNS_SENDER = "no-reply@sns.amazonaws.com"
 
 def test_the_deployment_is_the_readmes_and_each_component_runs_as_its_role(topology):
     from devtools.rehearsal import CONNECTION_ROLE_OUTPUTS, preflight
-    from localaws.iam_enforcement import resolve_caller
+    from localaws.iam.enforcement import resolve_caller
 
     cfn = topology.aws.client("cloudformation")
     [change_set] = cfn.list_change_sets(StackName="aws-pipelines")["Summaries"]

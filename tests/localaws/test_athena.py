@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlglot import exp, parse_one
 
-from localaws.athena_catalog import partition_predicate
-from localaws.athena_engine import hive_folder_value
-from localaws.athena_sql import QueryFailed, joda_to_strftime, to_duckdb
+from localaws.athena.catalog import partition_predicate
+from localaws.athena.engine import hive_folder_value
+from localaws.athena.sql import QueryFailed, joda_to_strftime, to_duckdb
 from tests.localaws.conftest import result_rows, run_query, wait_for_query
 
 RESULTS = "s3://lake/athena-results/"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from localaws.athena_ddl import table_input
-from localaws.athena_ddl_grammar import RepairTable, parse_ddl
-from localaws.athena_sql import QueryFailed
+from localaws.athena.ddl import table_input
+from localaws.athena.ddl_grammar import RepairTable, parse_ddl
+from localaws.athena.sql import QueryFailed
 from localaws.hive_formats import JSON_SERDE, LAZY_SIMPLE_SERDE, PARQUET_INPUT, PARQUET_SERDE
 from tests.localaws.conftest import result_rows, run_query
 

@@ -14,8 +14,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from localaws.athena_sql import STRICT_CAST, QueryFailed
-from localaws.athena_types import check_types, insert_coercible
+from localaws.athena.sql import STRICT_CAST, QueryFailed
+from localaws.athena.trino_types import check_types, insert_coercible
 from tests.localaws.conftest import result_rows, run_query
 
 READINGS_DDL = """

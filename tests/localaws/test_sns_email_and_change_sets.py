@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from localaws import sns_email
+from localaws.sns import email as sns_email
 
 TEMPLATE = """
 Description: two resources and their outputs

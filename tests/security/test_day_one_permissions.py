@@ -1,6 +1,6 @@
 """Day one on AWS, offline: the identities of a deployment can do what the deployment needs.
 
-IAM is enforced as AWS does for every caller, KMS included (localaws/kms.py): a read of
+IAM is enforced as AWS does for every caller, KMS included (localaws/kms/keys.py): a read of
 a table, queue or secret encrypted with the stack's key ``DataKey`` needs the key, through
 the caller's identity policy (the key policy delegates to the account) or the key policy
 itself. Each test runs against infra/pipelines.yaml and against a copy missing one

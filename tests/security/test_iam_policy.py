@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from localaws.iam_policy import Decision, evaluate, trust_allows
-from localaws.iam_requests import describe_request
+from localaws.iam.policy import Decision, evaluate, trust_allows
+from localaws.iam.requests import describe_request
 
 BUCKET_ARN = "arn:aws:s3:::lake"
 
@@ -180,7 +180,7 @@ def test_requests_map_to_action_resource_and_prefix():
     assert [(c.action, c.resource) for c in unknown.checks] == [("kinesis:PutRecord", "*")]
 
 
-# -- KMS: key policy and identity policy together (localaws/kms.py) ---------------------------
+# -- KMS: key policy and identity policy together (localaws/kms/keys.py) ---------------------------
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/k1"
 ROLE = "arn:aws:iam::123456789012:role/reader"
@@ -205,13 +205,13 @@ DECRYPT_VIA_DYNAMODB = policy(
 
 
 def _use(key_policy, via="dynamodb.us-east-1.amazonaws.com", action="kms:Decrypt", enabled=True):
-    from localaws.kms import KeyUse
+    from localaws.kms.keys import KeyUse
 
     return KeyUse(action, KEY_ARN, via, key_policy, enabled)
 
 
 def _decide(use, identity):
-    from localaws.kms import decide
+    from localaws.kms.keys import decide
 
     return decide(use, identity, CALLER, "123456789012")
 
@@ -279,7 +279,7 @@ def test_kms_explicit_deny_in_either_policy_wins_and_a_disabled_key_refuses_ever
 
 def test_an_aws_managed_key_allows_the_account_through_its_service_only():
     assert _decide(_use(None), [])[0] is True  # aws/dynamodb: anyone in the account, through DynamoDB
-    from localaws.kms import KeyUse, aws_managed_key_policy, decide
+    from localaws.kms.keys import KeyUse, aws_managed_key_policy, decide
 
     via = "dynamodb.us-east-1.amazonaws.com"
     managed = aws_managed_key_policy("123456789012", via)

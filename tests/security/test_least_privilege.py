@@ -51,7 +51,7 @@ def roles_used(stack) -> set[str]:
 # Anything else a policy grants and the run does not use is an excess permission: the test fails.
 UNUSED_BUT_NEEDED = {
     "pipeline-traffic-repartition": {
-        # KMS is checked offline (localaws/kms.py): GenerateDataKey by Athena's result writes,
+        # KMS is checked offline (localaws/kms/keys.py): GenerateDataKey by Athena's result writes,
         # Decrypt by the encrypted leases table (and, on AWS, Athena's reads of the raw objects)
         **dict.fromkeys(
             [

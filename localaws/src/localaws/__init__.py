@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from localaws import server
-from localaws.athena import AthenaExtension
-from localaws.dynamodb import DynamoDBExtension
+from localaws.athena.service import AthenaExtension
+from localaws.dynamodb.service import DynamoDBExtension
 from localaws.faults import FaultSettings
-from localaws.glue_crawler import GlueCrawlerExtension
+from localaws.glue.crawler import GlueCrawlerExtension
 
 EXTENSIONS: tuple[server.ExtensionFactory, ...] = (GlueCrawlerExtension, AthenaExtension, DynamoDBExtension)
 

@@ -29,11 +29,11 @@ import boto3
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
-import localaws.cloudformation as cloudformation
-import localaws.sns_email as sns_email
+import localaws.cloudformation.change_sets as cloudformation
+import localaws.sns.email as sns_email
 from localaws.errors import AwsError
 from localaws.faults import FaultSettings
-from localaws.iam_enforcement import IamEnforcement
+from localaws.iam.enforcement import IamEnforcement
 
 log = logging.getLogger("localaws")
 
@@ -329,7 +329,7 @@ class LocalAWS:
         smtp: tuple[str, int] | None = None,
     ):
         self.enforce_iam = enforce_iam  # None: LOCALAWS_ENFORCE_IAM decides (off by default)
-        # where SNS e-mail subscriptions are delivered (localaws/sns_email.py); None: LOCALAWS_SMTP
+        # where SNS e-mail subscriptions are delivered (localaws/sns/email.py); None: LOCALAWS_SMTP
         # (host:port) if set, else nowhere (moto only records the publish)
         if smtp is None and os.environ.get("LOCALAWS_SMTP"):
             smtp = sns_email.parse_relay(os.environ["LOCALAWS_SMTP"])

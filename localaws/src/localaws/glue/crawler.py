@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localaws.errors import AwsError
-from localaws.glue_crawl import CrawlRun
-from localaws.glue_schema import CrawlFailed, env_float
+from localaws.glue.crawl import CrawlRun
+from localaws.glue.schema import CrawlFailed, env_float
 from localaws.server import Extension, JsonHandler
 
 log = logging.getLogger("localaws.glue")

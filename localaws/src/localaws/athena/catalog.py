@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from localaws.athena_sql import QueryCancelled, QueryFailed, to_duckdb
+from localaws.athena.sql import QueryCancelled, QueryFailed, to_duckdb
 from localaws.hive_formats import duckdb_type
 from localaws.s3io import S3Object, list_objects, read_bytes, split_s3_uri
 

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from localaws.glue_schema import (
+from localaws.glue.schema import (
     CrawlFailed,
     csv_schema,
     detect_format,

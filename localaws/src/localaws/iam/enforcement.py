@@ -19,14 +19,14 @@ So this middleware sits in front of the whole stack and, per request:
    and unrestricted; any other unknown key is refused (``InvalidClientTokenId``);
 2. works out the IAM action, the resource ARN(s) and context keys (``s3:prefix``) of
    the request, for S3, DynamoDB, SQS, SNS, STS, IAM, Glue and Athena
-   (``localaws/iam_requests.py``); an action it cannot place is checked against ``*``;
+   (``localaws/iam/requests.py``); an action it cannot place is checked against ``*``;
 3. evaluates the caller's identity policies (inline and attached, users' groups too)
-   with ``localaws/iam_policy.py``; ``sts:AssumeRole`` also needs the role's trust
+   with ``localaws/iam/policy.py``; ``sts:AssumeRole`` also needs the role's trust
    policy to name the caller, its role or its account;
 4. on an encrypted table, queue, topic, bucket or secret, checks the KMS key use the
    service makes for the caller (``kms:Decrypt``, ``kms:GenerateDataKey``) as KMS does:
    key policy and identity policies, with ``kms:ViaService`` and ``kms:CallerAccount``
-   (``localaws/kms.py``);
+   (``localaws/kms/keys.py``);
 5. adds what AWS checks beyond the request itself: ``glue:CreateCrawler`` /
    ``UpdateCrawler`` need ``iam:PassRole`` on the crawler's role; ``glue:StartCrawler``
    needs the crawler's role to trust ``glue.amazonaws.com`` and to be allowed to list and
@@ -52,10 +52,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localaws.iam_policy import Decision, evaluate, trust_allows
-from localaws.iam_requests import Check, RequestDescription, describe_request, s3_arn
-from localaws.kms import decide as kms_decide
-from localaws.kms import key_uses_for
+from localaws.iam.policy import Decision, evaluate, trust_allows
+from localaws.iam.requests import Check, RequestDescription, describe_request, s3_arn
+from localaws.kms.keys import decide as kms_decide
+from localaws.kms.keys import key_uses_for
 from localaws.s3uri import split_s3_uri
 
 log = logging.getLogger("localaws.iam")

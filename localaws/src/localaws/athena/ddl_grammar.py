@@ -21,7 +21,7 @@ from sqlglot.dialects.hive import Hive
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from localaws.athena_sql import QueryFailed
+from localaws.athena.sql import QueryFailed
 
 # The first words of the statements Athena runs on Hive (and this module reads)
 HIVE_DDL = (

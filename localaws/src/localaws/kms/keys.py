@@ -32,7 +32,7 @@ beyond its own action: an AWS managed key's policy allows every principal of the
 through that service. A disabled key refuses everyone, as KMS does.
 
 ``decide`` is pure; ``keys_used`` reads moto's in-process backends (like the caller lookup
-of ``localaws.iam_enforcement``).
+of ``localaws.iam.enforcement``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from localaws.iam_policy import Decision, _as_list, evaluate, statement_applies
+from localaws.iam.policy import Decision, _as_list, evaluate, statement_applies
 
 # The KMS actions a service needs for the caller, per request action (see the module doc).
 DECRYPT = ("kms:Decrypt",)

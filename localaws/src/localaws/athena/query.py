@@ -51,7 +51,7 @@ class Query:
 
     def hold_until_publishable(self) -> None:
         """Wait (cancel-aware) until ``publish_not_before``; a stop meanwhile cancels the query."""
-        from localaws.athena_sql import QueryCancelled
+        from localaws.athena.sql import QueryCancelled
 
         if self.cancel.wait(max(0.0, self.publish_not_before - time.time())):
             raise QueryCancelled

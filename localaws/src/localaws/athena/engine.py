@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import duckdb
 from sqlglot import exp
 
-from localaws.athena_catalog import (
+from localaws.athena.catalog import (
     TableData,
     fetch_table,
     load_table,
@@ -32,8 +32,8 @@ from localaws.athena_catalog import (
     select_partitions,
     sql_string,
 )
-from localaws.athena_ddl import run_ddl
-from localaws.athena_sql import (
+from localaws.athena.ddl import run_ddl
+from localaws.athena.sql import (
     QueryCancelled,
     QueryFailed,
     athena_type,
@@ -42,12 +42,12 @@ from localaws.athena_sql import (
     result_value_sql,
     to_duckdb,
 )
-from localaws.athena_types import catalog_schema, check_types, insert_coercible
+from localaws.athena.trino_types import catalog_schema, check_types, insert_coercible
 from localaws.hive_formats import duckdb_type
 from localaws.s3io import split_s3_uri
 
 if TYPE_CHECKING:
-    from localaws.athena_query import EngineClients, Query
+    from localaws.athena.query import EngineClients, Query
 
 log = logging.getLogger("localaws.athena")
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from localaws.athena_ddl_grammar import RepairTable, parse_ddl
-from localaws.athena_sql import QueryFailed
+from localaws.athena.ddl_grammar import RepairTable, parse_ddl
+from localaws.athena.sql import QueryFailed
 from localaws.hive_formats import DELIMITED_SERDE_PARAMETERS, STORED_AS, glue_column_type
 from localaws.s3io import list_objects, split_s3_uri
 
 if TYPE_CHECKING:
-    from localaws.athena_query import EngineClients, Query
+    from localaws.athena.query import EngineClients, Query
 
 PartitionSpec = tuple[exp.Partition, str | None]  # PARTITION (...) and its LOCATION, if given
 

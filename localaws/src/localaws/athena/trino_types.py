@@ -32,10 +32,10 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
-from localaws.athena_sql import STRICT_CAST, QueryFailed
+from localaws.athena.sql import STRICT_CAST, QueryFailed
 
 if TYPE_CHECKING:
-    from localaws.athena_catalog import TableData
+    from localaws.athena.catalog import TableData
 
 DT = exp.DataType.Type
 TEXT = {DT.VARCHAR, DT.CHAR, DT.TEXT, DT.NCHAR, DT.NVARCHAR}

@@ -9,7 +9,7 @@ action is ours (query executions, results, workgroups, catalog metadata) and a q
   keys, partitions) and reads only the partitions that the WHERE conjuncts on partition
   columns can match (evaluated in DuckDB over the partition values), so
   ``Statistics.DataScannedInBytes`` is the stored size of the objects actually read
-  (``localaws/athena_catalog.py``);
+  (``localaws/athena/catalog.py``);
 * SELECT: writes ``<QueryExecutionId>.csv`` to the output location; GetQueryResults pages
   through that file, header row first, values as text;
 * INSERT INTO: writes Parquet files under the target table's location in Hive folders
@@ -17,9 +17,9 @@ action is ours (query executions, results, workgroups, catalog metadata) and a q
   HIVE_TOO_MANY_OPEN_PARTITIONS and write nothing; files are only published once the
   whole result is ready, so a failed or cancelled INSERT leaves nothing behind
   (unless the fault ``athena_insert_fail_after_files`` fails it half-written)
-  (``localaws/athena_engine.py``);
+  (``localaws/athena/engine.py``);
 * DDL: CREATE EXTERNAL TABLE, DROP TABLE, MSCK REPAIR TABLE, ALTER TABLE ADD/DROP
-  PARTITION act on the Glue catalog (``localaws/athena_ddl.py``).
+  PARTITION act on the Glue catalog (``localaws/athena/ddl.py``).
 
 DuckDB runs with TimeZone UTC and only its built-in extensions (no httpfs: S3 bytes are
 fetched through the stack's own endpoint and handed to DuckDB as local files).
@@ -46,9 +46,9 @@ from typing import Any
 
 import duckdb
 
-from localaws.athena_engine import execute
-from localaws.athena_query import EngineClients, Query
-from localaws.athena_sql import QueryCancelled, QueryFailed
+from localaws.athena.engine import execute
+from localaws.athena.query import EngineClients, Query
+from localaws.athena.sql import QueryCancelled, QueryFailed
 from localaws.errors import AwsError
 from localaws.s3io import split_s3_uri
 from localaws.server import Extension, JsonHandler

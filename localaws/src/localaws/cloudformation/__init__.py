@@ -1,0 +1,1 @@
+"""CloudFormation: what moto's change sets leave out (template, outputs)."""

@@ -1,0 +1,1 @@
+"""DynamoDB: the offline stack's additions to moto's DynamoDB."""

@@ -1,0 +1,1 @@
+"""Glue: crawlers that really catalog S3, schema inference and policies."""

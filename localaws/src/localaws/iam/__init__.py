@@ -1,0 +1,1 @@
+"""IAM: policy evaluation wrapped around every request (identity, resource and key policies)."""

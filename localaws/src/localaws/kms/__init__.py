@@ -1,0 +1,1 @@
+"""KMS: key policies and via-service grants for encrypted resources."""

@@ -1,0 +1,1 @@
+"""SNS: e-mail subscriptions delivered to an SMTP relay."""
