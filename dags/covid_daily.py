@@ -46,6 +46,7 @@ from pipelines.config import COVID_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.config import data_lake_bucket
 from pipelines.covid.notifications import CovidFailureSnsNotifier
 from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
+from pipelines.deadlines import late_run_alert
 from pipelines.errors import fails_fast
 
 NYT_US_CSV = "https://raw.githubusercontent.com/nytimes/covid-19-data/master/us.csv"
@@ -71,6 +72,7 @@ COVID_STATS = Asset(name="covid_stats", uri="dynamodb://covid_stats")
         "on_failure_callback": [FailureEmailNotifier(), CovidFailureSnsNotifier()],
     },
     tags=["covid", "dynamodb", "sns"],
+    deadline=late_run_alert("covid_daily"),  # pipelines.deadlines.RUN_DEADLINES
     doc_md=__doc__,
     params={
         "cases_url": Param(NYT_US_CSV, type="string", pattern=SOURCE_PATTERN, description="NYT us.csv"),

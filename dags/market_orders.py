@@ -39,6 +39,7 @@ from airflow.sdk import Param, dag, task
 
 from pipelines.backfill import SNAPSHOT_RUN_TYPES
 from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
+from pipelines.deadlines import late_run_alert
 from pipelines.errors import fails_fast
 from pipelines.market.operators import PlanDownloadOperator
 
@@ -56,6 +57,7 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
     allowed_run_types=SNAPSHOT_RUN_TYPES,
     default_args=SNAPSHOT_DEFAULT_ARGS,
     tags=["market", "esi", "dynamodb"],
+    deadline=late_run_alert("market_orders"),  # pipelines.deadlines.RUN_DEADLINES
     doc_md=__doc__,
     params={
         "region_id": Param(

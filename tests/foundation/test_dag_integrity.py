@@ -109,3 +109,21 @@ def test_every_dag_links_its_operators_page_and_the_page_covers_what_an_operator
             assert section in text, f"{page}: missing {section!r}"
         for param in dag.params:
             assert f"`{param}`" in text, f"{page}: param {param!r} undocumented"
+
+
+def test_every_scheduled_dag_declares_its_late_run_deadline(dagbag):
+    """Time-scheduled DAGs carry ``deadline=late_run_alert(dag_id)``; only event-driven DAGs may not."""
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+
+    from pipelines.deadlines import NO_DEADLINE, RUN_DEADLINES, late_run_alert
+
+    broken = []
+    for dag_id, dag in dagbag.dags.items():
+        if isinstance(dag.timetable, AssetTriggeredTimetable) and dag_id in NO_DEADLINE:
+            assert not dag.deadline, f"{dag_id} is listed in NO_DEADLINE but declares one"
+            continue
+        if dag_id not in RUN_DEADLINES:
+            broken.append(f"{dag_id} (no entry in pipelines.deadlines.RUN_DEADLINES)")
+        elif dag.deadline != [late_run_alert(dag_id)] or dag.deadline[0].interval != RUN_DEADLINES[dag_id]:
+            broken.append(f"{dag_id} (deadline={dag.deadline!r})")
+    assert not broken, f"scheduled DAGs without their late-run deadline: {', '.join(broken)}"
