@@ -35,6 +35,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 from pipelines.config import ATHENA_RESULTS_TEMPLATE, DATA_LAKE_BUCKET_TEMPLATE
 from pipelines.config import TRAFFIC_AWS_CONN_ID as AWS_CONN_ID
 from pipelines.dag_defaults import DEFAULT_ARGS
+from pipelines.deadlines import late_run_alert
 from pipelines.errors import fails_fast
 from pipelines.traffic.chunks import LARGEST_POINT, MAX_MEASURING_POINTS
 from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
@@ -80,6 +81,7 @@ def iso_moment_param(description: str) -> Param:
     default_args=DEFAULT_ARGS,
     template_searchpath=[str(SQL_DIR)],
     tags=["traffic", "athena", "glue"],
+    deadline=late_run_alert("traffic_repartition"),  # pipelines.deadlines.RUN_DEADLINES
     doc_md=__doc__,
     params={
         "start": iso_moment_param("Event time from: ISO date (midnight UTC) or date-time; with end"),
