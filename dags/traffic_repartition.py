@@ -7,13 +7,20 @@ Operators' page (reads, writes, params with examples, failures, re-runs): `docs/
 -> `wait_for_late_events` (deferrable: until the range end + `max_lateness_minutes`
    + `delivery_margin_minutes`, the stream's buffer interval by default)
 -> `create_raw_table` / `create_target_table` (Athena DDL, IF NOT EXISTS)
--> `register_raw_partitions` (Glue catalog API: exactly the arrival-hour partitions the
-   run reads; no crawler, so a run costs what its range holds, not what history holds)
+-> `crawl_raw` (crawler `traffic_raw_crawler`, deferrable: adds the raw arrival-hour folders
+   no crawl has read yet, so a crawl costs what arrived since the last one, not what history
+   holds; a crawl already running is waited for, and crawled again if it started before this
+   run's data landed)
+-> `check_raw_schema` (the fields of the newest raw objects against the declared table: a
+   column the SQL reads gone or retyped fails here, before any write; any other change is a
+   warning in the log and the run summary)
 -> per chunk, mapped, in parallel in pool `athena`: `write_chunk` (one task attempt takes
    leases on the chunk's event hours, so writers of overlapping hours take turns; stops
    leftover writes, runs Athena INSERT INTO deferred, then retires the old files; a failed
    attempt keeps the old rows. With `measuring_points`, only those points' rows change)
--> `count_rows` -> `log_summary` (rows per event day).
+-> `recrawl_target` (crawler `traffic_transformed_crawler`: the written table as the catalog
+   sees it; the writers register their own partitions, see write_chunk) and
+   `count_rows` -> `log_summary` (rows per event day).
 
 A scheduled run processes the event day of its data interval; a backfill
 (`airflow backfill create`) processes each day of its range; a manual run may give
@@ -38,12 +45,16 @@ from pipelines.dag_defaults import DEFAULT_ARGS
 from pipelines.deadlines import late_run_alert
 from pipelines.errors import fails_fast
 from pipelines.traffic.chunks import LARGEST_POINT, MAX_MEASURING_POINTS
-from pipelines.traffic.operators import CHUNK_WRITER_POOL, WriteChunkOperator
+from pipelines.traffic.operators import CHUNK_WRITER_POOL, CrawlArrivedDataOperator, WriteChunkOperator
 from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
 ATHENA = {"database": "traffic", "output_location": ATHENA_RESULTS_TEMPLATE, "aws_conn_id": AWS_CONN_ID,
           "deferrable": True, "sleep_time": 2}  # fmt: skip
+# infra/pipelines.yaml's crawlers (TrafficRawCrawler, TrafficTransformedCrawler)
+RAW_CRAWLER, TARGET_CRAWLER = "traffic_raw_crawler", "traffic_transformed_crawler"
+CRAWL = {"aws_conn_id": AWS_CONN_ID, "poll_interval": 2}
+READY_AT = "{{ ti.xcom_pull(task_ids='plan_chunks')['ready_at'] }}"
 # `start`/`end`: an ISO date (midnight UTC) or date-time. Airflow's trigger form picks its
 # widget from the top-level "type"/"format" only (it ignores anyOf), and a top-level
 # "format" would be checked against every value. Under draft-07, keywords beside "$ref"
@@ -123,7 +134,7 @@ def traffic_repartition():
     planned = plan_chunks()
     wait_for_late_events = DateTimeSensorAsync(
         task_id="wait_for_late_events",
-        target_time="{{ ti.xcom_pull(task_ids='plan_chunks')['ready_at'] }}",
+        target_time=READY_AT,
     )
     create_raw_table = AthenaOperator(
         task_id="create_raw_table", query="traffic/create_raw_table.sql", **ATHENA
@@ -132,33 +143,56 @@ def traffic_repartition():
         task_id="create_target_table", query="traffic/create_target_table.sql", **ATHENA
     )
 
+    # Raw partitions come from the crawl (after the sensor: every object of the range has
+    # landed). Target partitions stay registered by write_chunk itself: a chunk's new files
+    # must be in the catalog before it retires the old ones under its leases, and before
+    # count_rows reads them, which a crawl after all chunks cannot give.
+    crawl_raw = CrawlArrivedDataOperator(
+        task_id="crawl_raw", crawler_name=RAW_CRAWLER, data_landed_by=READY_AT, **CRAWL
+    )
     @task
-    def register_raw_partitions(planned: dict) -> int:
+    @fails_fast  # a renamed or retyped column the SQL reads: no retry fixes it
+    def check_raw_schema(planned: dict) -> list[str]:
         from pipelines.config import data_lake_bucket
-        from pipelines.traffic.lake import clients
-        from pipelines.traffic.lake import register_raw_partitions as register
+        from pipelines.traffic.lake import DATABASE, RAW_TABLE, clients, new_raw_objects
+        from pipelines.traffic.raw_schema import check, columns_read_by, compare, object_fields
+        from pipelines.traffic.steps import render_insert_sql
 
-        glue, _s3 = clients(AWS_CONN_ID)
-        return register(planned["chunks"], data_lake_bucket(), glue)
+        glue, s3 = clients(AWS_CONN_ID)
+        table = glue.get_table(DatabaseName=DATABASE, Name=RAW_TABLE)["Table"]
+        declared = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+        objects = new_raw_objects(planned["chunks"], data_lake_bucket(), s3)
+        report = compare({uri: object_fields(uri, body) for uri, body in objects.items()}, declared)
+        warnings = check(report, columns_read_by(render_insert_sql(planned["chunks"][0]), list(declared)))
+        for warning in warnings:
+            print(f"WARNING raw schema: {warning}")
+        print(f"raw schema checked against {len(objects)} new object(s): {len(warnings)} change(s)")
+        return warnings
 
-    raw_partitions = register_raw_partitions(planned)
+    schema_warnings = check_raw_schema(planned)
     chunks = WriteChunkOperator.partial(
         task_id="write_chunk", pool=CHUNK_WRITER_POOL, bucket=DATA_LAKE_BUCKET_TEMPLATE, **ATHENA
     ).expand(chunk=chunk_list(planned))
+    recrawl_target = CrawlArrivedDataOperator(
+        task_id="recrawl_target", crawler_name=TARGET_CRAWLER, data_landed_by=READY_AT, **CRAWL
+    )
     count_rows = AthenaOperator(task_id="count_rows", query="traffic/rows_per_day.sql", **ATHENA)
 
     @task
-    def log_summary(query_execution_id: str) -> dict:
+    def log_summary(query_execution_id: str, schema_warnings: list[str]) -> dict:
         from pipelines.traffic.steps import rows_per_day
 
         summary = rows_per_day(query_execution_id, AWS_CONN_ID)
         for day, rows in summary.items():
             print(f"event day {day}: {rows} rows")
-        return summary
+        for warning in schema_warnings:
+            print(f"WARNING raw schema: {warning}")
+        return {"rows_per_day": summary, "raw_schema_warnings": schema_warnings}
 
-    chain(planned, wait_for_late_events, [create_raw_table, create_target_table], raw_partitions, chunks)
-    chain(chunks, count_rows)
-    log_summary(count_rows.output)
+    chain(planned, wait_for_late_events, [create_raw_table, create_target_table], crawl_raw,
+          schema_warnings, chunks)  # fmt: skip
+    chain(chunks, [recrawl_target, count_rows])
+    log_summary(count_rows.output, schema_warnings)
 
 
 traffic_repartition()

@@ -39,7 +39,7 @@ def standalone(ctx: DemoContext, now: datetime | None = None) -> dict[str, str]:
 
 def summarize(ctx: DemoContext) -> list[tuple[str, object]]:
     glue = ctx.client("glue")
-    raw = glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]
+    raw = glue.get_partitions(DatabaseName="traffic", TableName="raw")["Partitions"]
     partitions = []
     for page in glue.get_paginator("get_partitions").paginate(
         DatabaseName="traffic", TableName="events_by_event_time"

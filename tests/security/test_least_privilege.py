@@ -61,7 +61,6 @@ UNUSED_BUT_NEEDED = {
                 "glue:UpdateTable",
                 "glue:GetPartition",
                 "glue:GetPartitions",
-                "s3:GetObject",
                 "s3:GetBucketLocation",
             ],
             "Athena DDL/DML use the caller's catalog and data permissions; offline Athena runs them as the stack",
@@ -194,7 +193,7 @@ def test_a_traffic_role_without_its_catalog_statement_fails_before_writing(
     run = run_dag(load_dag("traffic_repartition"), conf=conf(START, START + timedelta(hours=1)))
     assert run.state == "failed"
     states = task_states(run)
-    assert states["register_raw_partitions"] == "failed"
+    assert states["check_raw_schema"] == "failed"  # reads the declared raw table, before any write
     assert "success" not in {state for task, state in states.items() if task.startswith("write_chunk")}
     assert "glue:GetTable" in {action for action, _resource in refusals(stack)}
     assert not written(stack)[1]

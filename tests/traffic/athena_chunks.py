@@ -72,7 +72,7 @@ def register_arrival_partitions(stack: Any) -> int:
             f"arrival_hour={int(hour)}) LOCATION 's3://{BUCKET}/{RAW_PREFIX}{folder}/'"
         )
     if clauses:
-        succeeded(stack.client("athena"), "ALTER TABLE raw_events ADD " + " ".join(clauses))
+        succeeded(stack.client("athena"), "ALTER TABLE raw ADD " + " ".join(clauses))
     return len(clauses)
 
 

@@ -160,17 +160,19 @@ def test_a_range_across_month_and_year_end_writes_every_hour_once_equal_to_panda
     glue = raw.client("glue")
     partitions = glue.get_partitions(DatabaseName="traffic", TableName="events_by_event_time")["Partitions"]
     assert len(partitions) == 6
-    # raw: exactly the arrival hours the run reads (the hour holding start - 20 min .. 2 h lateness), no crawl
-    registered = glue.get_partitions(DatabaseName="traffic", TableName="raw_events")["Partitions"]
-    first_read = START - timedelta(hours=1)
-    assert sorted((p["Values"], p["StorageDescriptor"]["Location"]) for p in registered) == sorted(
-        (
-            [str(h.year), str(h.month), str(h.day), str(h.hour)],
-            f"s3://{BUCKET}/traffic/raw/{h:%Y/%m/%d/%H}/",
-        )
-        for h in (first_read + timedelta(hours=i) for i in range(9))
+    # raw: crawl_raw's crawl added every arrival-hour folder that holds objects (the first
+    # crawl of an incremental crawler reads all), each inheriting the declared table
+    registered = glue.get_partitions(DatabaseName="traffic", TableName="raw")["Partitions"]
+    objects = raw.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="traffic/raw/")["Contents"]
+    folders = {o["Key"].rsplit("/", 1)[0] + "/" for o in objects}
+    assert sorted(p["StorageDescriptor"]["Location"] for p in registered) == sorted(
+        f"s3://{BUCKET}/{folder}" for folder in folders
     )
-    assert raw.client("glue").list_crawlers()["CrawlerNames"] == []  # nothing crawls, ever
+    declared = glue.get_table(DatabaseName="traffic", Name="raw")["Table"]["StorageDescriptor"]["Columns"]
+    assert all(p["StorageDescriptor"]["Columns"] == declared for p in registered)
+    for crawler in ("traffic_raw_crawler", "traffic_transformed_crawler"):  # one crawl each, both done
+        [crawl] = glue.list_crawls(CrawlerName=crawler)["Crawls"]
+        assert crawl["State"] == "COMPLETED", (crawler, crawl)
 
 
 def test_rerun_and_overlapping_backfill_leave_identical_data_and_chunk_edges_match(airflow_db, raw):

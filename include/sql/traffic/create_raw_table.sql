@@ -1,10 +1,11 @@
 -- The raw feed as Kinesis Firehose lands it: JSON lines (some gzip) under arrival-hour
--- prefixes YYYY/MM/DD/HH/. Every value is typed string, as in the real feed. No crawler
--- touches this table: the schema is this declaration, and each run registers exactly the
--- arrival-hour partitions it reads (Glue BatchCreatePartition, location = the Firehose
--- prefix, storage inherited from the table), so the cost of a run never grows with history.
+-- prefixes YYYY/MM/DD/HH/. Every value is typed string, as in the real feed. The schema is
+-- this declaration: crawler traffic_raw_crawler (infra/pipelines.yaml) adds the arrival-hour
+-- folders no crawl has read yet as partitions (incremental, so the cost of a run never grows
+-- with history), inheriting this storage, and only logs a schema difference (LOG/LOG). The
+-- table is named after its folder (raw/), as Glue names an S3 target's table.
 -- Typed partition columns, compared one by one in queries: the Glue catalog prunes them.
-CREATE EXTERNAL TABLE IF NOT EXISTS traffic.raw_events (
+CREATE EXTERNAL TABLE IF NOT EXISTS traffic.raw (
   beschrijvende_id string,
   unieke_id string,
   lve_nr string,

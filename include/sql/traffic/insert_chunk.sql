@@ -32,7 +32,7 @@ WITH deliveries AS (
     CAST(voertuigsnelheid_rekenkundig_klasse3 AS double) AS s3,
     CAST(voertuigsnelheid_rekenkundig_klasse4 AS double) AS s4,
     CAST(voertuigsnelheid_rekenkundig_klasse5 AS double) AS s5
-  FROM traffic.raw_events
+  FROM traffic.raw
   WHERE (
 {%- for d in chunk.arrival_days %}
     {{ "OR " if not loop.first }}(arrival_year = {{ d.year }} AND arrival_month = {{ d.month }} AND arrival_day = {{ d.day }}

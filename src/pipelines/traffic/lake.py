@@ -16,7 +16,7 @@ from pipelines.traffic.chunks import arrival_hours, target_partitions
 log = logging.getLogger(__name__)
 
 DATABASE = "traffic"
-RAW_TABLE = "raw_events"
+RAW_TABLE = "raw"
 TARGET_TABLE = "events_by_event_time"
 RAW_PREFIX = "traffic/raw/"
 TARGET_PREFIX = "traffic/transformed/"
@@ -122,3 +122,16 @@ def register_target_partitions(chunk: dict[str, Any], bucket: str, glue: Any, s3
         if _target_prefix(p) in with_files
     ]
     return _batch_create(glue, TARGET_TABLE, inputs)
+
+
+def new_raw_objects(chunks: list[dict[str, Any]], bucket: str, s3: Any) -> dict[str, bytes]:
+    """One raw object of the first and one of the last arrival hour the run reads (the
+    newest data): what ``raw_schema`` compares with the declared table. At most two
+    listings and two reads, whatever the range."""
+    hours = arrival_hours(chunks)
+    found: dict[str, bytes] = {}
+    for hour in dict.fromkeys((hours[0], hours[-1])):
+        keys = sorted(_keys(s3, bucket, f"{RAW_PREFIX}{hour:%Y/%m/%d/%H}/"))
+        if keys:
+            found[f"s3://{bucket}/{keys[0]}"] = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    return found

@@ -1,4 +1,6 @@
-"""The chunk writer: one task attempt replaces a chunk's event-hour partitions, whole.
+"""traffic_repartition's operators: the chunk writer and the crawler run.
+
+The chunk writer: one task attempt replaces a chunk's event-hour partitions, whole.
 
 Every attempt (first try or retry, after a lost worker, a timeout or an INSERT that
 failed after writing part of its files) runs ``writes.ChunkWrite``'s protocol around the
@@ -13,11 +15,15 @@ ones (success) or the old ones (failure); never none, never both.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
+from airflow.providers.amazon.aws.operators.glue_crawler import GlueCrawlerRunOperator
+from airflow.providers.amazon.aws.triggers.glue_crawler import GlueCrawlerCompleteTrigger
 from airflow.providers.common.compat.sdk import TaskDeferred
+from botocore.exceptions import ClientError
 
 from pipelines.traffic.lake import WRITE_MARKER, clients
 from pipelines.traffic.writes import ChunkWrite
@@ -100,3 +106,59 @@ class WriteChunkOperator(AthenaOperator):
         removed = write.abort()
         self.log.error("chunk %s..%s failed; its partitions keep their earlier rows (%s partial file(s) removed)",
                        self.chunk["chunk_start"], self.chunk["chunk_end"], removed)  # fmt: skip
+
+
+class CrawlArrivedDataOperator(GlueCrawlerRunOperator):
+    """The provider's crawler run (deferrable), made safe for overlapping runs and backfills.
+
+    ``GlueCrawlerRunOperator`` either fails on ``CrawlerRunningException`` or, with
+    ``fail_on_already_running=False``, waits for the crawl already running and stops there.
+    Neither is enough here: a crawl that another run started before this run's data had
+    landed (``data_landed_by``, the run's ``ready_at``) may have missed this run's new folders,
+    and an incremental crawler would then never add them. So a crawl already running is
+    waited for (deferred, the provider's trigger), and if it started before this run's data
+    landed, or did not succeed, the crawler is started again; this ends, because any crawl
+    started after ``data_landed_by`` (in the past once the run's sensor has passed) covers
+    the run's data. A crawl this task started itself fails the task if it fails.
+    """
+
+    template_fields: Sequence[str] = (*GlueCrawlerRunOperator.template_fields, "data_landed_by")
+
+    def __init__(self, *, data_landed_by: str, **kwargs: Any) -> None:
+        super().__init__(deferrable=True, **kwargs)
+        self.data_landed_by = data_landed_by
+
+    def _trigger(self) -> GlueCrawlerCompleteTrigger:
+        return GlueCrawlerCompleteTrigger(
+            crawler_name=self.crawler_name, waiter_delay=self.poll_interval, aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name, verify=self.verify, botocore_config=self.botocore_config,
+        )  # fmt: skip
+
+    def execute(self, context: Context) -> str:
+        try:
+            self.hook.start_crawler(self.crawler_name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "CrawlerRunningException":
+                raise
+            self.log.warning(
+                "crawler %s is already running (another run or a backfill): waiting for it", self.crawler_name
+            )
+            self.defer(trigger=self._trigger(), method_name="after_other_crawl")
+        self.log.info("crawler %s started", self.crawler_name)
+        self.defer(trigger=self._trigger(), method_name="execute_complete")
+        return self.crawler_name  # not reached: defer raises
+
+    def after_other_crawl(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        last = self.hook.get_crawler(self.crawler_name).get("LastCrawl") or {}
+        started, status = last.get("StartTime"), last.get("Status")
+        landed = datetime.fromisoformat(self.data_landed_by)
+        if status == "SUCCEEDED" and started is not None and started >= landed:
+            self.log.info("the crawl of %s that started at %s, after this run's data landed (%s), covers it",
+                          self.crawler_name, started, landed)  # fmt: skip
+            return self.crawler_name
+        self.log.warning(
+            "the crawl of %s that was running started at %s (%s), before this run's data landed (%s): "
+            "crawling again",
+            self.crawler_name, started, status, landed,
+        )  # fmt: skip
+        return self.execute(context)
