@@ -46,7 +46,7 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 test: venv checkov-venv chromium
-	$(PY) -m pytest -m "not e2e" tests
+	$(PY) -m pytest -m "not e2e" --durations=25 tests
 
 demo: venv
 	$(PY) -m devtools.demo
@@ -72,7 +72,7 @@ bench: venv
 	$(PY) -m benchmarks
 
 e2e: venv
-	$(PY) -m pytest -m e2e tests/e2e
+	$(PY) -m pytest -m e2e --durations=0 tests/e2e
 
 ## the production rehearsal alone: the offline stack deployed as the README deploys AWS
 ## (change set, Secrets Manager, compose's settings, IAM enforced), every DAG run, every
