@@ -34,14 +34,20 @@ def failure_body(
         ("Try", str(try_number)),
         ("Exception", f"{type(exception).__name__}: {exception}" if exception else "unknown"),
     ]
+    lead = f"Task <b>{html.escape(task_id)}</b> of DAG <b>{html.escape(dag_id)}</b> failed."
+    return alert_html(lead, rows, "Log", log_url)
+
+
+def alert_html(lead_html: str, rows: list[tuple[str, str]], link_label: str, link: str) -> str:
+    """An alert e-mail's body: a lead sentence (already HTML), a table of facts, one link."""
     cells = "".join(
         f"<tr><th align='left'>{name}</th><td>{html.escape(value)}</td></tr>" for name, value in rows
     )
-    link = html.escape(log_url, quote=True)
+    escaped_link = html.escape(link, quote=True)
     return (
-        f"<p>Task <b>{html.escape(task_id)}</b> of DAG <b>{html.escape(dag_id)}</b> failed.</p>"
+        f"<p>{lead_html}</p>"
         f"<table>{cells}</table>"
-        f'<p>Log: <a href="{link}">{link}</a></p>'
+        f'<p>{link_label}: <a href="{escaped_link}">{escaped_link}</a></p>'
     )
 
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from pipelines.alerts import alert_html
 from pipelines.config import SMTP_CONN_ID, alert_recipients
 
 log = logging.getLogger(__name__)
@@ -87,15 +88,8 @@ def late_run_body(dag_run: dict[str, Any], deadline_time: Any, link: str) -> str
         ("Queued at", _format_time(dag_run.get("queued_at"))),
         ("Expected by", _format_time(deadline_time)),
     ]
-    cells = "".join(
-        f"<tr><th align='left'>{name}</th><td>{html.escape(value)}</td></tr>" for name, value in rows
-    )
-    escaped_link = html.escape(link, quote=True)
-    return (
-        f"<p>The run of DAG <b>{html.escape(dag_id)}</b> has not finished by its deadline.</p>"
-        f"<table>{cells}</table>"
-        f'<p>Run: <a href="{escaped_link}">{escaped_link}</a></p>'
-    )
+    lead = f"The run of DAG <b>{html.escape(dag_id)}</b> has not finished by its deadline."
+    return alert_html(lead, rows, "Run", link)
 
 
 def send_late_run_email(context: dict[str, Any], smtp_conn_id: str = SMTP_CONN_ID) -> bool:
