@@ -152,7 +152,6 @@ def test_stop_cancels_the_crawl(lake, monkeypatch):
         ("s3://no-such-bucket/raw/", None, "no-such-bucket does not exist"),
         ("s3://lake/raw/", b'{"a": 1}\n{not json\n', "line 2 is not JSON"),
         ("s3://lake/raw/", b"\xff\xfe\x00garbage", "not UTF-8"),
-        ("s3://lake/empty/", None, "no data files"),
     ],
 )
 def test_failures_end_failed_with_an_error_message(lake, path, body, message):
@@ -162,6 +161,14 @@ def test_failures_end_failed_with_an_error_message(lake, path, body, message):
     crawler = crawl(glue, path)
     assert crawler["LastCrawl"]["Status"] == "FAILED"
     assert message in crawler["LastCrawl"]["ErrorMessage"]
+
+
+def test_an_empty_location_is_crawled_without_changes_as_glue_does(lake):
+    # Glue: "Crawler completed and made no changes"; the crawl SUCCEEDS and creates no table
+    glue = lake.client("glue")
+    crawler = crawl(glue, "s3://lake/empty/")
+    assert crawler["LastCrawl"]["Status"] == "SUCCEEDED"
+    assert glue.get_tables(DatabaseName="db")["TableList"] == []
 
 
 def test_crawler_crud_like_aws(lake):

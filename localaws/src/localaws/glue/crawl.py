@@ -68,7 +68,8 @@ class CrawlRun:
             if self.cancel.is_set():
                 break
             created, partitions = self._crawl_target(target, database)
-            summary["TablesCreated" if created else "TablesUpdated"] += 1
+            if created is not None:
+                summary["TablesCreated" if created else "TablesUpdated"] += 1
             summary["PartitionsAdded"] += partitions
         # CatalogTargets: crawl the S3 location of existing catalog tables, keeping their names
         for catalog_target in definition["Targets"].get("CatalogTargets", []):
@@ -81,8 +82,9 @@ class CrawlRun:
                 except glue.exceptions.EntityNotFoundException as error:
                     raise CrawlFailed(f"Table {target_database}.{table_name} not found") from error
                 target = {"Path": table["StorageDescriptor"]["Location"], "Exclusions": []}
-                _created, partitions = self._crawl_target(target, target_database, table_name)
-                summary["TablesUpdated"] += 1
+                created, partitions = self._crawl_target(target, target_database, table_name)
+                if created is not None:
+                    summary["TablesUpdated"] += 1
                 summary["PartitionsAdded"] += partitions
         summary["ObjectsRead"] = self.objects_read
         if self.schema_changes:  # UpdateBehavior LOG: logged, the table left as it is
@@ -93,7 +95,8 @@ class CrawlRun:
 
     def _crawl_target(
         self, target: dict[str, Any], database: str, table_name: str | None = None
-    ) -> tuple[bool, int]:
+    ) -> tuple[bool | None, int]:
+        """(table created?, partitions added); None for a location with no data files."""
         s3 = self.s3
         path = target["Path"] if target["Path"].endswith("/") else target["Path"] + "/"
         bucket, prefix = split_s3_uri(path)
@@ -104,7 +107,10 @@ class CrawlRun:
             if not is_excluded(obj.key[len(prefix) :], exclusions) and obj.size > 0
         ]
         if not objects:
-            raise CrawlFailed(f"no data files found under {path}")
+            # As Glue: a crawl of an empty location SUCCEEDS and changes nothing ("Crawler
+            # completed and made no changes"); a day that wrote no rows must not fail a recrawl.
+            log.info("crawler %s: no data files under %s, nothing to catalog", self.name, path)
+            return None, 0
         depth = max(len(partition_levels(o.key[len(prefix) :])) for o in objects)
         objects = [o for o in objects if len(partition_levels(o.key[len(prefix) :])) == depth]
         if self.skip_folders is not None:
