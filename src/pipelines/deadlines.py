@@ -104,7 +104,8 @@ def send_late_run_email(context: dict[str, Any], smtp_conn_id: str = SMTP_CONN_I
 
     dag_run, deadline_time = context["dag_run"], context["deadline"]["deadline_time"]
     link = run_url(
-        conf.get("api", "base_url", fallback="http://localhost:8080/"),
+        # unset [api] base_url: a path on the api-server, never an offline host name
+        conf.get("api", "base_url", fallback=""),
         dag_run["dag_id"],
         dag_run["dag_run_id"],
     )
