@@ -94,9 +94,47 @@ def test_the_traffic_crawlers_are_provisioned_incremental_with_the_declared_sche
     assert raw["DatabaseName"] == "traffic"
     assert raw["Targets"]["S3Targets"] == [{"Path": "s3://pipelines-data-lake/traffic/raw/"}]
     assert raw["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
+    # S3 event mode: a catalog target cannot crawl new folders only, it can consume S3 events
     assert transformed["Targets"]["CatalogTargets"] == [
-        {"DatabaseName": "traffic", "Tables": ["events_by_event_time"]}
+        {
+            "DatabaseName": "traffic",
+            "Tables": ["events_by_event_time"],
+            "EventQueueArn": "arn:aws:sqs:us-east-1:123456789012:traffic-transformed-events",
+        }
     ]
+    assert transformed["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVENT_MODE"}
+
+
+def test_transformed_objects_written_and_retired_notify_the_crawlers_queue_and_nothing_else_does(aws):
+    s3, sqs = aws.client("s3"), aws.client("sqs")
+    url = sqs.get_queue_url(QueueName="traffic-transformed-events")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert attributes["KmsMasterKeyId"] and redrive["deadLetterTargetArn"].endswith(
+        ":traffic-transformed-events-dlq"
+    )
+    [statement] = json.loads(attributes["Policy"])["Statement"]  # offline: without the TLS-only deny
+    assert (statement["Principal"], statement["Action"]) == (
+        {"Service": "s3.amazonaws.com"},
+        "sqs:SendMessage",
+    )
+    assert statement["Condition"] == {
+        "ArnLike": {"aws:SourceArn": "arn:aws:s3:::pipelines-data-lake"},
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+    }
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    key = "traffic/transformed/year=2024/month=06/day=01/hour=00/part.parquet"
+    s3.put_object(Bucket="pipelines-data-lake", Key=key, Body=b"x")
+    s3.delete_object(Bucket="pipelines-data-lake", Key=key)  # versioned bucket: a delete marker
+    s3.put_object(Bucket="pipelines-data-lake", Key="traffic/raw/2024/06/01/00/feed.gz", Body=b"x")
+    events = []
+    for _ in range(3):
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for record in json.loads(message["Body"]).get("Records", []):
+                events.append((record["eventName"], unquote_plus(record["s3"]["object"]["key"])))
+    assert sorted(events) == [("ObjectCreated:Put", key), ("ObjectRemoved:DeleteMarkerCreated", key)]
 
 
 def test_policies_are_least_privilege_no_wildcard_actions_or_resources():
@@ -179,7 +217,7 @@ def test_stateful_resources_survive_stack_deletion_and_replacement():
         for name, r in _template()["Resources"].items()
         if r["Type"] in STATEFUL and name not in DISPOSABLE
     }
-    assert len(stateful) == 8, sorted(stateful)
+    assert len(stateful) == 10, sorted(stateful)
     for name, resource in stateful.items():
         assert resource.get("DeletionPolicy") == "Retain", name
         assert resource.get("UpdateReplacePolicy") == "Retain", name

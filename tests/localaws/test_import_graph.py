@@ -29,11 +29,11 @@ def source_of(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 # the core: routing, control API, faults, and IAM enforcement (which wraps every request,
 # whatever service or extension answers it, KMS key checks included), the S3 location parser
-# enforcement shares, and what completes moto's own services (change sets' outputs, SNS e-mail)
+# enforcement shares, and what completes moto's own services (change sets' outputs, SNS e-mail, S3 delete-marker events)
 CORE = {
     "server", "errors", "faults", "s3uri",
     "iam", "iam.enforcement", "iam.policy", "iam.requests", "kms", "kms.keys",
-    "cloudformation", "cloudformation.change_sets", "sns", "sns.email",
+    "cloudformation", "cloudformation.change_sets", "sns", "sns.email", "s3", "s3.events",
 }  # fmt: skip
 
 

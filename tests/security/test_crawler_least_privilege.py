@@ -1,10 +1,12 @@
 """The traffic crawlers' role, least privilege, proven offline (issue 21.1).
 
 glue-crawler-traffic (infra/pipelines.yaml) is trusted by Glue only, reads only the two
-crawled prefixes and only adds partitions to the two traffic tables; the traffic pipeline's
+crawled prefixes, only adds partitions to the two traffic tables and only takes and deletes
+the transformed table's S3 events from their queue (S3 event mode); the traffic pipeline's
 role may start and watch exactly those two crawlers. Judged on the policies as provisioned
 (read back from IAM) by localaws' policy evaluation, and by starting the crawlers with IAM
-enforced; a template without the crawler's read statement makes StartCrawler refused.
+enforced; a template without the crawler's read statement, or without its event-queue
+statement, makes StartCrawler refused.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from tests.security.test_least_privilege import _refused, refusals
 BUCKET = "pipelines-data-lake"
 GLUE = "arn:aws:glue:us-east-1:123456789012"
 S3 = f"arn:aws:s3:::{BUCKET}"
+SQS = "arn:aws:sqs:us-east-1:123456789012"
+EVENTS = f"{SQS}:traffic-transformed-events"  # traffic_transformed_crawler's S3 event queue
+VIA_SQS = {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}
 
 
 def provisioned_policies(stack, role: str) -> list[dict]:
@@ -43,6 +48,12 @@ CRAWLER_ALLOWED = [
     ("glue:BatchCreatePartition", f"{GLUE}:table/traffic/raw", {}),
     ("glue:BatchCreatePartition", f"{GLUE}:table/traffic/events_by_event_time", {}),
     ("logs:PutLogEvents", "arn:aws:logs:us-east-1:123456789012:log-group:/aws-glue/crawlers:log-stream:x", {}),
+    # S3 event mode: what the crawl does with its queue (localaws.iam.enforcement.EVENT_QUEUE_ACTIONS)
+    ("sqs:GetQueueUrl", EVENTS, {}),
+    ("sqs:GetQueueAttributes", EVENTS, {}),
+    ("sqs:ReceiveMessage", EVENTS, {}),
+    ("sqs:DeleteMessage", EVENTS, {}),
+    ("kms:Decrypt", "DATA_KEY", VIA_SQS),  # the queue is encrypted with the data key
 ]
 CRAWLER_REFUSED = [
     ("s3:GetObject", f"{S3}/market/raw/page.json", {}),  # another pipeline's data
@@ -58,15 +69,36 @@ CRAWLER_REFUSED = [
     ("glue:BatchCreatePartition", f"{GLUE}:table/traffic/other_table", {}),
     ("glue:BatchCreatePartition", f"{GLUE}:table/market/raw", {}),
     ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:123456789012:table/market_orders", {}),
+    ("sqs:SendMessage", EVENTS, {}),  # only S3 sends to it
+    ("sqs:SetQueueAttributes", EVENTS, {}),  # could rewrite the queue's policy
+    ("sqs:PurgeQueue", EVENTS, {}),
+    ("sqs:DeleteQueue", EVENTS, {}),
+    ("sqs:ReceiveMessage", f"{SQS}:directory-events", {}),  # another pipeline's events
+    ("sqs:ReceiveMessage", f"{EVENTS}-dlq", {}),
+    ("kms:Decrypt", "DATA_KEY", {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"}),
+    ("kms:GenerateDataKey", "DATA_KEY", VIA_SQS),
 ]
+
+
+def _data_key_arn(stack) -> str:
+    """The key the event queue is encrypted with (the template's DataKey)."""
+    sqs = stack.client("sqs")
+    url = sqs.get_queue_url(QueueName="traffic-transformed-events")["QueueUrl"]
+    key_id = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["KmsMasterKeyId"])["Attributes"]
+    return f"arn:aws:kms:us-east-1:123456789012:key/{key_id['KmsMasterKeyId']}"  # Ref DataKey: its id
+
+
+def _with_key(rules, key_arn):
+    return [(action, key_arn if resource == "DATA_KEY" else resource, context) for action, resource, context in rules]
 
 
 def test_the_crawler_role_allows_what_a_crawl_does_and_nothing_else(least_privilege):
     stack = least_privilege()
     policies = provisioned_policies(stack, "glue-crawler-traffic")
-    for action, resource, context in CRAWLER_ALLOWED:
+    data_key = _data_key_arn(stack)
+    for action, resource, context in _with_key(CRAWLER_ALLOWED, data_key):
         assert evaluate(policies, action, resource, context) is Decision.ALLOWED, (action, resource)
-    for action, resource, context in CRAWLER_REFUSED:
+    for action, resource, context in _with_key(CRAWLER_REFUSED, data_key):
         assert evaluate(policies, action, resource, context) is Decision.IMPLICIT_DENY, (action, resource)
 
 
@@ -124,3 +156,27 @@ def test_the_raw_crawl_needs_the_crawler_roles_read_statement(least_privilege, t
     else:
         assert _refused(lambda: glue.start_crawler(Name="traffic_raw_crawler"))
         assert ("s3:GetObject", f"{S3}/traffic/raw/object") in refusals(stack)
+
+
+def _template_without_event_queue_use(tmp_path):
+    template = yaml.safe_load(TEMPLATE.read_text())
+    document = template["Resources"]["TrafficCrawlerPolicy"]["Properties"]["PolicyDocument"]
+    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "ConsumeTheTransformedTablesEvents"]
+    path = tmp_path / "pipelines-crawler-without-event-queue.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("queue_use", [True, False])
+def test_the_target_recrawl_needs_the_crawler_roles_event_queue_statement(least_privilege, tmp_path, queue_use):
+    """S3 event mode: the crawl takes its events from the queue as the crawler's role."""
+    from pipelines.traffic.lake import clients
+
+    stack = least_privilege(TEMPLATE if queue_use else _template_without_event_queue_use(tmp_path))
+    glue, _s3 = clients("aws_traffic")
+    if queue_use:
+        glue.start_crawler(Name="traffic_transformed_crawler")
+        assert refusals(stack) == []
+    else:
+        assert _refused(lambda: glue.start_crawler(Name="traffic_transformed_crawler"))
+        assert ("sqs:GetQueueUrl", EVENTS) in refusals(stack)

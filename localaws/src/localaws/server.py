@@ -30,6 +30,7 @@ from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
 import localaws.cloudformation.change_sets as cloudformation
+import localaws.s3.events as s3_events
 import localaws.sns.email as sns_email
 from localaws.errors import AwsError
 from localaws.faults import FaultSettings
@@ -354,6 +355,7 @@ class LocalAWS:
         logging.getLogger("werkzeug").setLevel(logging.INFO if log_requests else logging.WARNING)
         cloudformation.install()  # change sets end with the stack's template and outputs, as in AWS
         sns_email.install()
+        s3_events.install()  # a versioned bucket's delete markers notify, as in AWS
         if self.smtp is not None:
             sns_email.set_relay(*self.smtp)
         self.app = LocalAWSApp(self.stack, [make(self.stack) for make in self.extension_factories])

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from localaws.glue.events import ObjectEvent, changed_folders
 from localaws.glue.schema import (
     CrawlFailed,
     csv_schema,
@@ -43,11 +44,17 @@ class CrawlRun:
         definition: dict[str, Any],
         cancel: threading.Event,
         skip_folders: set[str] | None = None,
+        events: list[ObjectEvent] | None = None,
     ) -> None:
         self.glue, self.s3 = glue, s3
         self.name, self.definition, self.cancel = name, definition, cancel
         # an incremental crawl (CRAWL_NEW_FOLDERS_ONLY): folders earlier crawls read, not read again
         self.skip_folders = skip_folders
+        # an S3 event mode crawl (CRAWL_EVENT_MODE): only the folders these events name are
+        # listed and read (glue/events.py); None: the whole target is listed
+        self.events = events
+        self.partitions_deleted = 0
+        self.partitions_gone_logged = 0
         self.folders_read: set[str] = set()
         self.objects_read = 0
         self.schema_changes: list[str] = []
@@ -72,6 +79,7 @@ class CrawlRun:
                 summary["TablesCreated" if created else "TablesUpdated"] += 1
             summary["PartitionsAdded"] += partitions
         # CatalogTargets: crawl the S3 location of existing catalog tables, keeping their names
+        buckets: set[str] = set()
         for catalog_target in definition["Targets"].get("CatalogTargets", []):
             target_database = catalog_target["DatabaseName"]
             for table_name in catalog_target.get("Tables", []):
@@ -82,11 +90,19 @@ class CrawlRun:
                 except glue.exceptions.EntityNotFoundException as error:
                     raise CrawlFailed(f"Table {target_database}.{table_name} not found") from error
                 target = {"Path": table["StorageDescriptor"]["Location"], "Exclusions": []}
-                created, partitions = self._crawl_target(target, target_database, table_name)
+                buckets.add(split_s3_uri(target["Path"])[0])
+                if self.events is not None and len(buckets) > 1:
+                    raise CrawlFailed("S3 event mode: all catalog tables of a Data Catalog target must point "
+                                      f"to the same Amazon S3 bucket, not {sorted(buckets)}")  # fmt: skip
+                depth = len(table.get("PartitionKeys", []))
+                created, partitions = self._crawl_target(target, target_database, table_name, depth)
                 if created is not None:
                     summary["TablesUpdated"] += 1
                 summary["PartitionsAdded"] += partitions
         summary["ObjectsRead"] = self.objects_read
+        if self.events is not None:
+            summary["PartitionsDeleted"] = self.partitions_deleted
+            summary["PartitionsGoneLogged"] = self.partitions_gone_logged
         if self.schema_changes:  # UpdateBehavior LOG: logged, the table left as it is
             summary["SchemaChangesLogged"] = len(self.schema_changes)
             for change in self.schema_changes:
@@ -94,18 +110,30 @@ class CrawlRun:
         return summary
 
     def _crawl_target(
-        self, target: dict[str, Any], database: str, table_name: str | None = None
+        self, target: dict[str, Any], database: str, table_name: str | None = None, depth: int | None = None
     ) -> tuple[bool | None, int]:
-        """(table created?, partitions added); None for a location with no data files."""
+        """(table created?, partitions added); None for a location with no data files.
+
+        ``depth``: a catalog target's number of partition keys (its folders' depth)."""
         s3 = self.s3
         path = target["Path"] if target["Path"].endswith("/") else target["Path"] + "/"
         bucket, prefix = split_s3_uri(path)
         exclusions = target.get("Exclusions", [])
+        # event mode: list only the folders the events name, never the whole target
+        listed = [prefix] if self.events is None else sorted(changed_folders(self.events, path, depth))
         objects = [
             obj
-            for obj in list_objects(s3, bucket, prefix)
+            for folder in listed
+            for obj in list_objects(s3, bucket, folder)
             if not is_excluded(obj.key[len(prefix) :], exclusions) and obj.size > 0
         ]
+        if self.events is not None:
+            present = {f"{prefix}{'/'.join(obj.key[len(prefix) :].split('/')[:-1])}/" for obj in objects}
+            gone = [folder for folder in listed if folder not in present and folder != prefix]
+            if gone and table_name is not None:
+                self._partitions_gone(database, table_name, prefix, gone)
+        if self.events is not None and not listed:
+            return None, 0  # no event names a folder of this target: nothing listed, nothing read
         if not objects:
             # As Glue: a crawl of an empty location SUCCEEDS and changes nothing ("Crawler
             # completed and made no changes"); a day that wrote no rows must not fail a recrawl.
@@ -280,6 +308,27 @@ class CrawlRun:
                     f"registering partitions of {database}.{table} failed: {errors[0]['ErrorDetail']}"
                 )
         return len(new)
+
+    def _partitions_gone(self, database: str, table: str, prefix: str, folders: list[str]) -> None:
+        """Folders an ObjectRemoved event named that hold no object now: their partitions are
+        gone. DeleteBehavior LOG logs it, DELETE_FROM_DATABASE deletes the partition."""
+        glue = self.glue
+        delete = self.definition.get("SchemaChangePolicy", {}).get("DeleteBehavior") == "DELETE_FROM_DATABASE"
+        for folder in folders:
+            values = [value for _key, value in partition_levels(folder[len(prefix) :])]
+            try:
+                glue.get_partition(DatabaseName=database, TableName=table, PartitionValues=values)
+            except glue.exceptions.EntityNotFoundException:
+                continue  # never cataloged: nothing to log or delete
+            if delete:
+                glue.batch_delete_partition(
+                    DatabaseName=database, TableName=table, PartitionsToDelete=[{"Values": values}]
+                )
+                self.partitions_deleted += 1
+            else:
+                self.partitions_gone_logged += 1
+                log.warning("crawler %s: %s.%s partition %s no longer exists (DeleteBehavior LOG: kept)",
+                            self.name, database, table, values)  # fmt: skip
 
 
 def _folder(obj: S3Object) -> str:

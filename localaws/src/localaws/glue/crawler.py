@@ -43,6 +43,7 @@ from typing import Any
 
 from localaws.errors import AwsError
 from localaws.glue.crawl import CrawlRun
+from localaws.glue.events import EventQueue
 from localaws.glue.schema import CrawlFailed, env_float
 from localaws.server import Extension, JsonHandler
 
@@ -76,6 +77,9 @@ class Crawler:
     # S3 folders (s3://bucket/prefix/) read by this crawler's successful crawls: what an
     # incremental (CRAWL_NEW_FOLDERS_ONLY) crawl skips
     crawled_folders: set[str] = field(default_factory=set)
+    # CRAWL_EVENT_MODE: a crawl listing the whole target succeeded since the crawler was
+    # created or updated, so crawls take their folders from the event queue
+    event_mode_ready: bool = False
 
     @property
     def name(self) -> str:
@@ -143,25 +147,77 @@ def check_policies(definition: dict[str, Any]) -> None:
                 f"1 validation error detected: Value '{value}' at '{name}' failed to satisfy constraint: "
                 f"Member must satisfy enum value set: [{', '.join(allowed)}]",
             )
-    s3_targets = (definition.get("Targets") or {}).get("S3Targets") or []
+    targets = definition.get("Targets") or {}
+    s3_targets = targets.get("S3Targets") or []
+    catalog_targets = targets.get("CatalogTargets") or []
     if recrawl == "CRAWL_NEW_FOLDERS_ONLY" and (update, delete) != ("LOG", "LOG"):
         raise AwsError(
             "InvalidInputException",
             'The SchemaChangePolicy for "Crawl new folders only" Amazon S3 target can have only LOG '
             "DeleteBehavior value and LOG UpdateBehavior value.",
         )
-    if recrawl != "CRAWL_EVERYTHING" and (definition.get("Targets") or {}).get("CatalogTargets"):
+    if catalog_targets and delete == "DEPRECATE_IN_DATABASE":
+        # a catalog target's tables are the user's: Glue deletes or logs, never deprecates them
+        raise AwsError(
+            "InvalidInputException",
+            "The SchemaChangePolicy for Catalog targets can have only LOG or DELETE_FROM_DATABASE "
+            "DeleteBehavior value.",
+        )
+    if recrawl == "CRAWL_NEW_FOLDERS_ONLY" and catalog_targets:
         raise AwsError(
             "InvalidInputException", f"{recrawl} is only supported for crawlers with Amazon S3 targets"
         )
-    if recrawl == "CRAWL_EVENT_MODE" and not all(t.get("EventQueueArn") for t in s3_targets):
-        raise AwsError("InvalidInputException", "EventQueueArn is required for CRAWL_EVENT_MODE")
+    if recrawl == "CRAWL_EVENT_MODE":
+        _check_event_mode(s3_targets, catalog_targets, targets)
     configuration = definition.get("Configuration")
     if configuration:
         try:
             json.loads(configuration)
         except (TypeError, ValueError) as error:
             raise AwsError("InvalidInputException", f"Crawler configuration not valid: {error}") from error
+
+
+def _check_event_mode(s3_targets: list[dict[str, Any]], catalog_targets: list[dict[str, Any]],
+                      targets: dict[str, Any]) -> None:  # fmt: skip
+    """What Glue requires of an S3 event mode crawler ("Accelerating crawls using Amazon S3 event
+    notifications"): one target, an S3 folder or one database's catalog tables, each with the
+    SQS queue its events arrive on (EventQueueArn, a valid SQS ARN; DlqEventQueueArn optional)."""
+    others = [
+        kind for kind, value in targets.items() if value and kind not in ("S3Targets", "CatalogTargets")
+    ]
+    if others or len(s3_targets) + len(catalog_targets) != 1:
+        raise AwsError(
+            "InvalidInputException", "CRAWL_EVENT_MODE supports a single Amazon S3 or Data Catalog target"
+        )
+    (target,) = s3_targets or catalog_targets
+    if not target.get("EventQueueArn"):
+        raise AwsError("InvalidInputException", "EventQueueArn is required for CRAWL_EVENT_MODE")
+    for field_name in ("EventQueueArn", "DlqEventQueueArn"):
+        arn = target.get(field_name)
+        if arn is not None and not _is_sqs_arn(arn):
+            raise AwsError("InvalidInputException", f"{field_name} {arn} is not a valid Amazon SQS ARN")
+    if s3_targets and s3_targets[0].get("Path", "").rstrip("/") in ("s3:/", "s3://%", ""):
+        raise AwsError("InvalidInputException", "CRAWL_EVENT_MODE does not support the path s3://%")
+
+
+def _event_target(definition: dict[str, Any]) -> dict[str, Any]:
+    """An event mode crawler's one target (check_policies made sure there is exactly one)."""
+    targets = definition.get("Targets") or {}
+    return ((targets.get("S3Targets") or []) + (targets.get("CatalogTargets") or []))[0]
+
+
+def _arn_region(arn: str) -> str:
+    return arn.split(":")[3]
+
+
+def _is_sqs_arn(arn: str) -> bool:
+    parts = arn.split(":")
+    return (
+        len(parts) == 6
+        and parts[:3] == ["arn", parts[1], "sqs"]
+        and parts[1].startswith("aws")
+        and all(parts[3:])
+    )
 
 
 class GlueCrawlerExtension(Extension):
@@ -240,6 +296,7 @@ class GlueCrawlerExtension(Extension):
             changes = {k: v for k, v in request.items() if k in CRAWLER_FIELDS and k != "Name"}
             check_policies({**crawler.definition, **changes})  # as updated, before anything changes
             crawler.definition.update(changes)
+            crawler.event_mode_ready = False  # as Glue: after an update, the next crawl lists everything
             crawler.version += 1
             crawler.last_updated = time.time()
         return {}
@@ -351,23 +408,42 @@ class GlueCrawlerExtension(Extension):
         min_seconds = env_float("LOCALAWS_CRAWL_MIN_SECONDS", 1.0)
         status, error = "SUCCEEDED", None
         try:
-            incremental = (crawler.definition.get("RecrawlPolicy") or {}).get("RecrawlBehavior") == (
-                "CRAWL_NEW_FOLDERS_ONLY"
-            )
+            recrawl = (crawler.definition.get("RecrawlPolicy") or {}).get("RecrawlBehavior")
+            queue, taken = None, None
+            if recrawl == "CRAWL_EVENT_MODE":
+                target = _event_target(crawler.definition)
+                queue = EventQueue(self.stack.internal_client("sqs", _arn_region(target["EventQueueArn"])),
+                                   target["EventQueueArn"])  # fmt: skip
+                if crawler.event_mode_ready:
+                    taken = queue.take()
+                    log.info("crawler %s: the crawl is running by consuming Amazon S3 events (%d message(s), "
+                             "%d object event(s))", crawler.name, taken.messages, len(taken.events))  # fmt: skip
+                else:
+                    drained = queue.drain()
+                    log.info("crawler %s: the crawl is not running in S3 event mode: listing the whole target "
+                             "(%d queued message(s) deleted first)", crawler.name, drained)  # fmt: skip
             run = CrawlRun(
                 self.stack.internal_client("glue"),
                 self.stack.internal_client("s3"),
                 crawler.name,
                 crawler.definition,
                 crawler.cancel,
-                skip_folders=set(crawler.crawled_folders) if incremental else None,
+                skip_folders=set(crawler.crawled_folders) if recrawl == "CRAWL_NEW_FOLDERS_ONLY" else None,
+                events=taken.events if taken is not None else None,
             )
             crawl.summary = run.run()
+            if taken is not None:
+                crawl.summary.update(
+                    EventMessagesConsumed=len(taken.receipts), EventMessagesUnreadable=taken.unreadable
+                )
+                if not crawler.cancel.is_set():
+                    queue.delete(taken.receipts)  # consumed only once the catalog is written
             with self.lock:
                 crawler.tables_created += crawl.summary["TablesCreated"]
                 crawler.tables_updated += crawl.summary["TablesUpdated"]
                 if not crawler.cancel.is_set():
                     crawler.crawled_folders |= run.folders_read
+                    crawler.event_mode_ready = recrawl == "CRAWL_EVENT_MODE"
         except CrawlFailed as failure:
             status, error = "FAILED", str(failure)
         except AwsError as failure:

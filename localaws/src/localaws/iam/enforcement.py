@@ -30,8 +30,9 @@ So this middleware sits in front of the whole stack and, per request:
 5. adds what AWS checks beyond the request itself: ``glue:CreateCrawler`` /
    ``UpdateCrawler`` need ``iam:PassRole`` on the crawler's role; ``glue:StartCrawler``
    needs the crawler's role to trust ``glue.amazonaws.com`` and to be allowed to list and
-   read every S3 path it crawls; ``athena:StartQueryExecution`` needs ``s3:PutObject``
-   on the result location.
+   read every S3 path it crawls (in S3 event mode also to use its event queue:
+   ``EVENT_QUEUE_ACTIONS`` and the queue key's ``kms:Decrypt``);
+   ``athena:StartQueryExecution`` needs ``s3:PutObject`` on the result location.
 
 Refused requests answer as AWS does for the protocol (S3 XML ``AccessDenied`` 403, JSON
 ``AccessDeniedException`` 400, query-protocol XML 403), naming caller, action and
@@ -62,6 +63,24 @@ log = logging.getLogger("localaws.iam")
 
 ADMIN_ACCESS_KEYS = frozenset({"testing"})
 CONTROL_PATH = "/_localaws/iam"
+
+
+# what an S3 event mode crawl does with its queue, as the crawler's role (glue/events.py)
+EVENT_QUEUE_ACTIONS = (
+    "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+)  # fmt: skip
+
+
+def _event_queues(crawler: dict[str, Any]) -> list[str]:
+    """The SQS queue ARN of an S3 event mode crawler's target (none for any other crawler)."""
+    if (crawler.get("RecrawlPolicy") or {}).get("RecrawlBehavior") != "CRAWL_EVENT_MODE":
+        return []
+    targets = crawler.get("Targets") or {}
+    return [
+        t["EventQueueArn"]
+        for t in (targets.get("S3Targets") or []) + (targets.get("CatalogTargets") or [])
+        if t.get("EventQueueArn")
+    ]
 
 
 class Refused(Exception):
@@ -292,6 +311,26 @@ class IamEnforcement:
                 decision = evaluate(policies, needed.action, needed.resource, needed.context)
                 if decision is not Decision.ALLOWED:
                     self._deny(f"{role_arn} (crawler {crawler_name})", needed, decision)
+        for queue_arn in _event_queues(crawler):
+            self._check_event_queue_use(crawler_name, role_arn, policies, queue_arn, caller.account)
+
+    def _check_event_queue_use(
+        self, crawler_name: str, role_arn: str, policies: list[dict[str, Any]], queue_arn: str, account: str
+    ) -> None:
+        """An S3 event mode crawl (localaws/glue/events.py) uses its queue as the crawler's role:
+        GetQueueUrl, GetQueueAttributes, ReceiveMessage, DeleteMessage,
+        and, on a queue encrypted with a customer managed key, kms:Decrypt through SQS."""
+        who = f"{role_arn} (crawler {crawler_name})"
+        for action in EVENT_QUEUE_ACTIONS:
+            needed = Check(action, queue_arn, {})
+            decision = evaluate(policies, needed.action, needed.resource, needed.context)
+            if decision is not Decision.ALLOWED:
+                self._deny(who, needed, decision)
+        region = queue_arn.split(":")[3]
+        for use in key_uses_for([Check("sqs:ReceiveMessage", queue_arn, {})], region, account):
+            allowed, why = kms_decide(use, policies, [role_arn], account)
+            if not allowed:
+                self._deny(who, Check(use.action, use.key_arn, use.context(account)), None, why)
 
     def _crawled_paths(self, crawler: dict[str, Any]) -> list[tuple[str, str]]:
         """(bucket, key prefix) of every S3 location the crawler reads: S3 targets and catalog tables' locations."""

@@ -1,0 +1,1 @@
+"""S3: the event notifications moto leaves out."""
