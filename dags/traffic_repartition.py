@@ -18,9 +18,12 @@ Operators' page (reads, writes, params with examples, failures, re-runs): `docs/
    leases on the chunk's event hours, so writers of overlapping hours take turns; stops
    leftover writes, runs Athena INSERT INTO deferred, then retires the old files; a failed
    attempt keeps the old rows. With `measuring_points`, only those points' rows change)
--> `recrawl_target` (crawler `traffic_transformed_crawler`: the written table as the catalog
-   sees it; the writers register their own partitions, see write_chunk) and
-   `count_rows` -> `log_summary` (rows per event day).
+-> `recrawl_target` (crawler `traffic_transformed_crawler`, deferrable: the written table as
+   the catalog sees it, in S3 event mode: it reads only the partition folders the run's
+   writes and retirements named in the queue's S3 events, so it too costs what this run
+   wrote, not what history holds; the writers register their own partitions, see
+   write_chunk; a crawl already running is waited for, and crawled again if it started
+   before this task did, i.e. before the writes ended) and `count_rows` -> `log_summary` (rows per event day).
 
 A scheduled run processes the event day of its data interval; a backfill
 (`airflow backfill create`) processes each day of its range; a manual run may give
@@ -51,7 +54,8 @@ from pipelines.traffic.steps import DEFAULT_DELIVERY_MARGIN_MINUTES
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
 ATHENA = {"database": "traffic", "output_location": ATHENA_RESULTS_TEMPLATE, "aws_conn_id": AWS_CONN_ID,
           "deferrable": True, "sleep_time": 2}  # fmt: skip
-# infra/pipelines.yaml's crawlers (TrafficRawCrawler, TrafficTransformedCrawler)
+# infra/pipelines.yaml's crawlers, both incremental: TrafficRawCrawler (CRAWL_NEW_FOLDERS_ONLY)
+# and TrafficTransformedCrawler (CRAWL_EVENT_MODE, queue traffic-transformed-events)
 RAW_CRAWLER, TARGET_CRAWLER = "traffic_raw_crawler", "traffic_transformed_crawler"
 CRAWL = {"aws_conn_id": AWS_CONN_ID, "poll_interval": 2}
 READY_AT = "{{ ti.xcom_pull(task_ids='plan_chunks')['ready_at'] }}"
@@ -173,9 +177,8 @@ def traffic_repartition():
     chunks = WriteChunkOperator.partial(
         task_id="write_chunk", pool=CHUNK_WRITER_POOL, bucket=DATA_LAKE_BUCKET_TEMPLATE, **ATHENA
     ).expand(chunk=chunk_list(planned))
-    recrawl_target = CrawlArrivedDataOperator(
-        task_id="recrawl_target", crawler_name=TARGET_CRAWLER, data_landed_by=READY_AT, **CRAWL
-    )
+    # its data is the chunk writes upstream: landed when it starts (data_landed_by None)
+    recrawl_target = CrawlArrivedDataOperator(task_id="recrawl_target", crawler_name=TARGET_CRAWLER, **CRAWL)
     count_rows = AthenaOperator(task_id="count_rows", query="traffic/rows_per_day.sql", **ATHENA)
 
     @task

@@ -1,4 +1,4 @@
-"""crawl_raw's operator with a crawl already running (an overlapping run, a backfill), on the offline stack.
+"""crawl_raw's and recrawl_target's operator with a crawl already running (an overlapping run, a backfill), on the offline stack.
 
 The provider's GlueCrawlerRunOperator fails on CrawlerRunningException (or, told not to,
 waits for that crawl and stops). CrawlArrivedDataOperator waits for it, then crawls again
@@ -75,7 +75,8 @@ def run_operator(operator: CrawlArrivedDataOperator) -> list[str]:
             event = run_deferral(deferred)
             method = getattr(operator, deferred.method_name)
             resumed.append(deferred.method_name)
-            step = lambda method=method, event=event: method({}, event)  # noqa: E731
+            kwargs = deferred.kwargs or {}  # what the operator handed to its resumption
+            step = lambda method=method, event=event, kwargs=kwargs: method({}, event, **kwargs)  # noqa: E731
 
 
 def partitions(aws) -> list[str]:
@@ -92,9 +93,9 @@ def test_a_crawl_running_since_before_the_data_landed_is_waited_for_then_crawled
     other_crawl(lake, monkeypatch)  # started before this run's data landed
     land(lake, "2025/01/01/01")  # this run's data lands while that crawl runs
     landed = datetime.now(UTC)
+    # no data_landed_by, as recrawl_target: the data is upstream's, landed when the task starts
     operator = CrawlArrivedDataOperator(
-        task_id="crawl_raw", crawler_name=CRAWLER, data_landed_by=landed.isoformat(),
-        aws_conn_id="aws_traffic", poll_interval=1,
+        task_id="recrawl", crawler_name=CRAWLER, aws_conn_id="aws_traffic", poll_interval=1,
     )  # fmt: skip
     resumed = run_operator(operator)
     assert resumed == ["after_other_crawl", "execute_complete"]  # waited, then its own crawl

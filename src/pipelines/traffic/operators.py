@@ -15,7 +15,7 @@ ones (success) or the old ones (failure); never none, never both.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
@@ -120,11 +120,16 @@ class CrawlArrivedDataOperator(GlueCrawlerRunOperator):
     landed, or did not succeed, the crawler is started again; this ends, because any crawl
     started after ``data_landed_by`` (in the past once the run's sensor has passed) covers
     the run's data. A crawl this task started itself fails the task if it fails.
+
+    ``data_landed_by`` None: the data is what upstream tasks wrote, landed when this task
+    starts (``recrawl_target`` after the chunk writes). For an S3 event mode crawler the
+    same rule holds: a crawl that started before the writes may have taken the queue
+    before their events arrived, so it is followed by one of this task's own.
     """
 
     template_fields: Sequence[str] = (*GlueCrawlerRunOperator.template_fields, "data_landed_by")
 
-    def __init__(self, *, data_landed_by: str, **kwargs: Any) -> None:
+    def __init__(self, *, data_landed_by: str | None = None, **kwargs: Any) -> None:
         super().__init__(deferrable=True, **kwargs)
         self.data_landed_by = data_landed_by
 
@@ -135,6 +140,9 @@ class CrawlArrivedDataOperator(GlueCrawlerRunOperator):
         )  # fmt: skip
 
     def execute(self, context: Context) -> str:
+        return self._crawl(self.data_landed_by or datetime.now(UTC).isoformat())
+
+    def _crawl(self, landed: str) -> str:
         try:
             self.hook.start_crawler(self.crawler_name)
         except ClientError as error:
@@ -143,22 +151,25 @@ class CrawlArrivedDataOperator(GlueCrawlerRunOperator):
             self.log.warning(
                 "crawler %s is already running (another run or a backfill): waiting for it", self.crawler_name
             )
-            self.defer(trigger=self._trigger(), method_name="after_other_crawl")
+            self.defer(trigger=self._trigger(), method_name="after_other_crawl", kwargs={"landed": landed})
         self.log.info("crawler %s started", self.crawler_name)
         self.defer(trigger=self._trigger(), method_name="execute_complete")
         return self.crawler_name  # not reached: defer raises
 
-    def after_other_crawl(self, context: Context, event: dict[str, Any] | None = None) -> str:
+    def after_other_crawl(
+        self, context: Context, event: dict[str, Any] | None = None, landed: str | None = None
+    ) -> str:
+        landed = landed or self.data_landed_by
         last = self.hook.get_crawler(self.crawler_name).get("LastCrawl") or {}
         started, status = last.get("StartTime"), last.get("Status")
-        landed = datetime.fromisoformat(self.data_landed_by)
-        if status == "SUCCEEDED" and started is not None and started >= landed:
+        landed_at = datetime.fromisoformat(landed)
+        if status == "SUCCEEDED" and started is not None and started >= landed_at:
             self.log.info("the crawl of %s that started at %s, after this run's data landed (%s), covers it",
-                          self.crawler_name, started, landed)  # fmt: skip
+                          self.crawler_name, started, landed_at)  # fmt: skip
             return self.crawler_name
         self.log.warning(
             "the crawl of %s that was running started at %s (%s), before this run's data landed (%s): "
             "crawling again",
-            self.crawler_name, started, status, landed,
+            self.crawler_name, started, status, landed_at,
         )  # fmt: skip
-        return self.execute(context)
+        return self._crawl(landed)

@@ -19,7 +19,11 @@ The recrawl and schema-change policies are Glue's, checked as strictly as Glue c
 them (``check_policies``: a configuration Glue refuses is refused, with Glue's message):
 ``RecrawlPolicy`` ``CRAWL_NEW_FOLDERS_ONLY`` reads only the folders no successful crawl of
 this crawler has read before (an incremental crawl: what it reads does not grow with
-history; it requires ``SchemaChangePolicy`` LOG/LOG), ``UpdateBehavior`` LOG leaves an
+history; it requires ``SchemaChangePolicy`` LOG/LOG; Glue refuses it on a catalog target),
+``CRAWL_EVENT_MODE`` (S3 event mode, on one S3 or catalog target with its ``EventQueueArn``)
+lists and reads only the folders named by the S3 events queued since the last crawl
+(``glue/events.py``; a catalog target allows only LOG or DELETE_FROM_DATABASE deletes),
+``UpdateBehavior`` LOG leaves an
 existing table's schema as declared, and the crawler ``Configuration``
 ``CrawlerOutput.Partitions.AddOrUpdateBehavior = InheritFromTable`` gives new partitions
 the table's storage (columns, SerDe) instead of what the crawl inferred.
