@@ -11,9 +11,11 @@ the run, nothing changed; a snapshot ESI replaces within `snapshot_margin_second
 `concurrency`, with retries and ESI's error budget respected; every page lands in S3 as
 gzip JSON lines, under its snapshot, as it arrives; every page must be of the pinned
 snapshot: the sole share of a region restarts the download when ESI replaces it, a share
-of a split region fails its attempt and its Airflow retry re-pins the new snapshot)
+of a split region fails its attempt and its Airflow retry re-pins the new snapshot, waiting
+out a snapshot about to be replaced deferred, as `plan_download` does)
 -> `combine` (every page of one snapshot: the newest the shares hold, its missing pages
-downloaded here; retried, re-pinning, if ESI replaces it again meanwhile)
+downloaded here after pinning the current snapshot, waited out deferred as above; retried,
+re-pinning, if ESI replaces it again meanwhile)
 -> `aggregate` (validate every order, aggregate per `type_id` with buy and sell apart,
 streaming page by page)
 -> `name_types` (ESI's name for each type the region's stored items do not name yet, one
@@ -41,7 +43,7 @@ from pipelines.backfill import SNAPSHOT_RUN_TYPES
 from pipelines.dag_defaults import SNAPSHOT_DEFAULT_ARGS
 from pipelines.deadlines import late_run_alert
 from pipelines.errors import fails_fast
-from pipelines.market.operators import PlanDownloadOperator
+from pipelines.market.operators import CombineOperator, DownloadPagesOperator, PlanDownloadOperator
 
 SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
 
@@ -100,32 +102,20 @@ SNAPSHOT_RETRY_DELAY = timedelta(seconds=5)
     },
 )
 def market_orders():
-    # Waiting for ESI's next snapshot defers (triggerer), holding no worker slot meanwhile;
-    # an unknown region, an empty or header-less answer fails at once (no retries).
+    # Waiting for ESI's next snapshot defers (triggerer), holding no worker slot meanwhile, in
+    # each task that pins one (pipelines.market.operators); an unknown region, an empty or
+    # header-less answer fails at once (no retries).
     plan_download = PlanDownloadOperator(task_id="plan_download")
 
     # A snapshot replaced mid-download is retried soon: ESI serves the next one for 5 minutes.
-    @task(max_active_tis_per_dagrun=8, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
-    @fails_fast  # a malformed page fails at once; a SnapshotChangedError is retried
-    def download_pages(share: dict, params=None, ti=None) -> dict:
-        from pipelines.config import data_lake_bucket
-        from pipelines.market.steps import download_share
+    # A malformed page fails at once; a SnapshotChangedError is retried, and the retry re-pins.
+    download_pages = DownloadPagesOperator.partial(
+        task_id="download_pages", max_active_tis_per_dagrun=8, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY
+    ).expand(share=plan_download.output)
 
-        return download_share(
-            share, int(params["concurrency"]), data_lake_bucket(),
-            repin=ti.try_number > 1, margin=float(params["snapshot_margin_seconds"]),
-        )  # fmt: skip
-
-    @task(retries=3, retry_delay=SNAPSHOT_RETRY_DELAY)
-    @fails_fast
-    def combine(shares: list[dict], params=None) -> dict:
-        from pipelines.config import data_lake_bucket
-        from pipelines.market.steps import combine_shares
-
-        return combine_shares(
-            list(shares), int(params["concurrency"]), data_lake_bucket(),
-            float(params["snapshot_margin_seconds"]),
-        )  # fmt: skip
+    combine = CombineOperator(
+        task_id="combine", shares=download_pages.output, retries=3, retry_delay=SNAPSHOT_RETRY_DELAY
+    )
 
     @task
     @fails_fast
@@ -152,7 +142,7 @@ def market_orders():
             allow_large_removal=bool(params["allow_large_removal"]),
         )  # fmt: skip
 
-    load(name_types(aggregate(combine(download_pages.expand(share=plan_download.output)))))
+    load(name_types(aggregate(combine.output)))
 
 
 market_orders()

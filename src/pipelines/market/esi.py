@@ -271,7 +271,7 @@ class EsiClient:
         for the next one first: pages would otherwise change under the download. An
         ``Expires`` already past (a clock apart from ESI's) cannot be waited for: used as is.
         With ``wait=False`` nothing sleeps here: SnapshotExpiresSoon says until when to wait
-        (plan_download defers on it, freeing its worker slot).
+        (every task that pins defers on it, freeing its worker slot: pipelines.market.operators).
         """
         async with self._http() as client:
             for _ in range(MAX_PIN_WAITS):

@@ -87,21 +87,24 @@ def _downloaded(snapshot: Snapshot, bucket: str) -> dict[str, Any]:
     }
 
 
-def _pin(client: EsiClient, region_id: int, bucket: str, margin: float, wait: bool = True) -> Snapshot:
-    return asyncio.run(client.pin(region_id, _s3_sink(bucket, region_id), margin, wait))
+def _pin(client: EsiClient, region_id: int, bucket: str, margin: float) -> Snapshot:
+    """Page 1 (to S3) pins the snapshot. Never sleeps: a snapshot replaced within ``margin``
+    raises SnapshotExpiresSoon, on which the task defers (pipelines.market.operators), so no
+    step holds a worker while waiting for ESI's next snapshot."""
+    return asyncio.run(client.pin(region_id, _s3_sink(bucket, region_id), margin, wait=False))
 
 
 def plan_download(
-    region_id: int, concurrency: int, pages_per_task: int, bucket: str, margin: float = 0.0, wait: bool = True
+    region_id: int, concurrency: int, pages_per_task: int, bucket: str, margin: float = 0.0
 ) -> list[dict[str, Any]]:
     """Pin a snapshot (page 1 to S3); the other pages cut into shares of at most
     ``pages_per_task``, one per worker.
 
     There is always at least one share (possibly empty): a mapped task over an empty list
-    would skip everything downstream. ``wait=False``: a snapshot replaced within ``margin``
-    raises SnapshotExpiresSoon instead of sleeping (the DAG's task defers on it).
+    would skip everything downstream. A snapshot replaced within ``margin`` raises
+    SnapshotExpiresSoon (the task defers on it).
     """
-    snapshot = _pin(_esi_client(concurrency), region_id, bucket, margin, wait)
+    snapshot = _pin(_esi_client(concurrency), region_id, bucket, margin)
     starts = range(2, snapshot.pages + 1, pages_per_task) or range(2, 3)
     shares = [
         {
@@ -126,7 +129,9 @@ def download_share(
     share: dict[str, Any], concurrency: int, bucket: str, repin: bool = False, margin: float = 0.0
 ) -> dict[str, Any]:
     """One share of the pages, of the planned snapshot or, when ``repin`` (a retry after
-    ESI replaced it), of the snapshot ESI serves now; ``combine`` completes that one.
+    ESI replaced it), of the snapshot ESI serves now; ``combine`` completes that one. A
+    re-pin on a snapshot replaced within ``margin`` raises SnapshotExpiresSoon before any
+    page of the share is fetched (the task defers, then runs this again).
 
     The sole share of a region restarts the whole download itself when the snapshot
     changes; a share of a split region raises SnapshotRolledOverError, for Airflow to retry.
@@ -176,7 +181,9 @@ def combine_shares(
     ESI replaced the snapshot during the download (some shares were retried on the new
     one), the newest snapshot is completed: its pages not yet in S3 are downloaded here,
     or, when ESI has moved on again, those of the snapshot it serves now. A change during
-    that raises SnapshotChangedError, for Airflow to retry (each retry re-pins).
+    that raises SnapshotChangedError, for Airflow to retry (each retry re-pins); a current
+    snapshot replaced within ``margin`` raises SnapshotExpiresSoon before any page is
+    fetched (the task defers, then runs this again).
     """
     newest = max(shares, key=lambda share: snapshot_time(share["last_modified"]))
     downloaded = {key: newest[key] for key in ("region_id", "pages", "last_modified", "prefix")}
