@@ -187,6 +187,12 @@ def test_rerun_and_overlapping_backfill_leave_identical_data_and_chunk_edges_mat
     overlapped, files = written(raw)
     assert set(files.values()) == {1} and len(files) == 8
     assert_matches_reference(overlapped, expected(START, END + timedelta(hours=2)))
+    # recrawl_target (S3 event mode): the first crawl lists the table, each later one reads only
+    # the event hours its run wrote (6, one file each), not the 8 the table holds by the third
+    crawls = raw.client("glue").list_crawls(CrawlerName="traffic_transformed_crawler")["Crawls"]
+    summaries = [json.loads(c["Summary"]) for c in reversed(crawls)]
+    assert ["EventMessagesConsumed" in s for s in summaries] == [False, True, True]
+    assert [s["ObjectsRead"] for s in summaries] == [6, 6, 6]
 
 
 def test_a_failed_query_fails_its_task_with_athenas_reason_and_leaves_no_partial_partition(
