@@ -1,7 +1,7 @@
 """The traffic crawlers' role, least privilege, proven offline (issue 21.1).
 
 glue-crawler-traffic (infra/pipelines.yaml) is trusted by Glue only, reads only the two
-crawled prefixes, only adds partitions to the two traffic tables and only takes and deletes
+crawled prefixes, only adds partitions to the two traffic tables and only takes, deletes and purges
 the transformed table's S3 events from their queue (S3 event mode); the traffic pipeline's
 role may start and watch exactly those two crawlers. Judged on the policies as provisioned
 (read back from IAM) by localaws' policy evaluation, and by starting the crawlers with IAM
@@ -53,6 +53,7 @@ CRAWLER_ALLOWED = [
     ("sqs:GetQueueAttributes", EVENTS, {}),
     ("sqs:ReceiveMessage", EVENTS, {}),
     ("sqs:DeleteMessage", EVENTS, {}),
+    ("sqs:PurgeQueue", EVENTS, {}),  # before a crawl that lists the whole table
     ("kms:Decrypt", "DATA_KEY", VIA_SQS),  # the queue is encrypted with the data key
 ]
 CRAWLER_REFUSED = [
@@ -71,7 +72,6 @@ CRAWLER_REFUSED = [
     ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:123456789012:table/market_orders", {}),
     ("sqs:SendMessage", EVENTS, {}),  # only S3 sends to it
     ("sqs:SetQueueAttributes", EVENTS, {}),  # could rewrite the queue's policy
-    ("sqs:PurgeQueue", EVENTS, {}),
     ("sqs:DeleteQueue", EVENTS, {}),
     ("sqs:ReceiveMessage", f"{SQS}:directory-events", {}),  # another pipeline's events
     ("sqs:ReceiveMessage", f"{EVENTS}-dlq", {}),

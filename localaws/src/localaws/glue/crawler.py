@@ -423,9 +423,9 @@ class GlueCrawlerExtension(Extension):
                     log.info("crawler %s: the crawl is running by consuming Amazon S3 events (%d message(s), "
                              "%d object event(s))", crawler.name, taken.messages, len(taken.events))  # fmt: skip
                 else:
-                    drained = queue.drain()
+                    queue.discard_queued()
                     log.info("crawler %s: the crawl is not running in S3 event mode: listing the whole target "
-                             "(%d queued message(s) deleted first)", crawler.name, drained)  # fmt: skip
+                             "(the queued events purged first)", crawler.name)  # fmt: skip
             run = CrawlRun(
                 self.stack.internal_client("glue"),
                 self.stack.internal_client("s3"),

@@ -67,7 +67,7 @@ CONTROL_PATH = "/_localaws/iam"
 
 # what an S3 event mode crawl does with its queue, as the crawler's role (glue/events.py)
 EVENT_QUEUE_ACTIONS = (
-    "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+    "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:PurgeQueue",
 )  # fmt: skip
 
 
@@ -318,7 +318,8 @@ class IamEnforcement:
         self, crawler_name: str, role_arn: str, policies: list[dict[str, Any]], queue_arn: str, account: str
     ) -> None:
         """An S3 event mode crawl (localaws/glue/events.py) uses its queue as the crawler's role:
-        GetQueueUrl, GetQueueAttributes, ReceiveMessage, DeleteMessage,
+        GetQueueUrl, GetQueueAttributes, ReceiveMessage, DeleteMessage, PurgeQueue (a crawl listing
+        the whole target),
         and, on a queue encrypted with a customer managed key, kms:Decrypt through SQS."""
         who = f"{role_arn} (crawler {crawler_name})"
         for action in EVENT_QUEUE_ACTIONS:
