@@ -9,8 +9,11 @@ through the DAG's own code (``steps.plan``, ``lake.*``, ``insert_chunk.sql``,
 * S3 objects the run's crawls read (``ObjectsRead`` of the offline crawler's crawl summary,
   ``localaws/glue/crawler.py``): ``crawl_raw`` on ``traffic_raw_crawler`` (incremental,
   CRAWL_NEW_FOLDERS_ONLY: only the arrival-hour folders that landed since the last crawl)
-  and ``recrawl_target`` on ``traffic_transformed_crawler`` (a catalog target, which Glue
-  crawls whole: CRAWL_EVERYTHING); the crawler samples at most 2 objects per folder;
+  and ``recrawl_target`` on ``traffic_transformed_crawler`` (a catalog target in S3 event
+  mode, CRAWL_EVENT_MODE: only the partition folders the run's writes and retirements named
+  in the queue's S3 events); the crawler samples at most 2 objects per folder. The baseline,
+  measured in the same run on the same lake: a CRAWL_EVERYTHING crawler of each (same
+  target, role and schema-change policy), which reads every folder of the history;
 * S3 objects our writer lists to register its partitions (the processed day's only).
 
 Then, on the 30-day lake: a 7-day backfill (7 daily runs) against one run over the same 7
@@ -44,7 +47,8 @@ from pipelines.traffic.writes import ChunkWrite  # noqa: E402
 BUCKET = "pipelines-data-lake"
 RESULTS = {"OutputLocation": f"s3://{BUCKET}/athena-results/"}
 PROCESSED_DAY = datetime(2024, 6, 1, tzinfo=UTC)
-HISTORIES = (7, 30, 90)
+# days of history measured; BENCH_TRAFFIC_HISTORIES=90 measures one (its ratios are then 1)
+HISTORIES = tuple(int(d) for d in os.environ.get("BENCH_TRAFFIC_HISTORIES", "7,30,90").split(","))
 ATHENA_USD_PER_TB, ATHENA_MIN_BYTES = 5.0, 10 * 1024**2
 GLUE_USD_PER_DPU_HOUR, CRAWLER_DPUS, CRAWL_MIN_HOURS = 0.44, 2, 10 / 60
 
@@ -72,6 +76,23 @@ def objects(s3, prefix: str) -> int:
     )
 
 
+BASELINES = {"traffic_raw_crawler": "baseline_raw_everything",
+             "traffic_transformed_crawler": "baseline_transformed_everything"}  # fmt: skip
+
+
+def create_baselines(glue) -> None:
+    """The template's two crawlers as CRAWL_EVERYTHING: what the crawls cost without incremental crawling."""
+    for name, baseline in BASELINES.items():
+        crawler = glue.get_crawler(Name=name)["Crawler"]
+        targets = {kind: [{k: v for k, v in t.items() if k in ("Path", "DatabaseName", "Tables")}
+                          for t in crawler["Targets"].get(kind, [])]
+                   for kind in ("S3Targets", "CatalogTargets") if crawler["Targets"].get(kind)}  # fmt: skip
+        glue.create_crawler(Name=baseline, Role=crawler["Role"], DatabaseName=crawler["DatabaseName"],
+                            Targets=targets, SchemaChangePolicy=crawler["SchemaChangePolicy"],
+                            RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVERYTHING"},
+                            Configuration=crawler["Configuration"])  # fmt: skip
+
+
 def daily_run(stack, start: datetime, end: datetime) -> dict[str, int]:
     """One run of the DAG's data path over [start, end): what it scans and lists."""
     s3, glue, athena = stack.client("s3"), stack.client("glue"), stack.client("athena")
@@ -94,7 +115,7 @@ def daily_run(stack, start: datetime, end: datetime) -> dict[str, int]:
     scanned += athena_run(athena, render("rows_per_day.sql", ti=ti))
     target_read = crawl(glue, "traffic_transformed_crawler")  # recrawl_target
     return {"scanned": scanned, "queries": queries + 1, "listed_by_writer": listed,
-            "raw_crawl_read": raw_read, "target_crawl_read": target_read}  # fmt: skip
+            "raw_crawl_read": raw_read, "target_crawl_read": target_read, "days": (end - start).days}  # fmt: skip
 
 
 def crawl(glue, name: str) -> int:
@@ -115,6 +136,7 @@ def lake_with_history(stack, days: int) -> None:
     write_raw(s3, BUCKET, first - timedelta(hours=3), PROCESSED_DAY, locations=2, lanes=1)
     athena_run(athena, render("create_raw_table.sql"))
     athena_run(athena, render("create_target_table.sql"))
+    create_baselines(stack.client("glue"))
     daily_run(stack, first, PROCESSED_DAY)  # the history, as earlier runs left it (first crawl: all of it)
     # the processed day's feed lands after that (its own object names: seed 43)
     write_raw(s3, BUCKET, PROCESSED_DAY, PROCESSED_DAY + timedelta(days=1, hours=3), locations=2, lanes=1, seed=43)
@@ -125,12 +147,20 @@ def main() -> None:
     with LocalAWS() as stack:
         for days in HISTORIES:
             lake_with_history(stack, days)
+            started = time.monotonic()
             run = daily_run(stack, PROCESSED_DAY, PROCESSED_DAY + timedelta(days=1))
+            glue = stack.client("glue")
+            run["raw_baseline_read"] = crawl(glue, BASELINES["traffic_raw_crawler"])
+            run["target_baseline_read"] = crawl(glue, BASELINES["traffic_transformed_crawler"])
             per_day[days] = run
             print(f"history {days:3d} days: per processed day {run['scanned'] / 1e6:7.3f} MB scanned "
-                  f"in {run['queries']} queries; S3 objects read by crawl_raw {run['raw_crawl_read']}, "
-                  f"by recrawl_target {run['target_crawl_read']}; listed by our writer "
-                  f"{run['listed_by_writer']}")  # fmt: skip
+                  f"in {run['queries']} queries; listed by our writer {run['listed_by_writer']} "
+                  f"(run {time.monotonic() - started:.0f} s)")  # fmt: skip
+            for crawler, key, baseline in (("crawl_raw", "raw_crawl_read", "raw_baseline_read"),
+                                           ("recrawl_target", "target_crawl_read", "target_baseline_read")):  # fmt: skip
+                print(f"  {crawler:14s}: S3 objects read per crawl {run[key]:5d}, per processed day "
+                      f"{run[key] / run['days']:7.1f}; baseline CRAWL_EVERYTHING {run[baseline]:5d} "
+                      f"({run[key] / run[baseline]:.3f} of it)")  # fmt: skip
             if days == 30:
                 week = PROCESSED_DAY - timedelta(days=7)
                 one = daily_run(stack, week, PROCESSED_DAY)["scanned"]
@@ -145,21 +175,25 @@ def main() -> None:
     small, large = per_day[HISTORIES[0]], per_day[HISTORIES[-1]]
     print(f"RESULT traffic_scan_per_day_90d_over_7d {large['scanned'] / small['scanned']:.2f} ~1 "
           "bytes Athena scans per processed day")  # fmt: skip
-    for key in ("raw_crawl_read", "target_crawl_read"):
+    for key in ("raw_crawl_read", "target_crawl_read", "raw_baseline_read", "target_baseline_read"):
         figures = ", ".join(f"{per_day[d][key]} at {d} days" for d in HISTORIES)
         print(f"RESULT traffic_{key}_per_day {figures} - S3 objects read per crawl (one crawl per processed day)")
-    raw_ratio = large["raw_crawl_read"] / max(small["raw_crawl_read"], 1)
-    print(f"RESULT traffic_raw_crawl_objects_90d_over_7d {raw_ratio:.2f} ~1 "
-          "S3 objects crawl_raw reads per processed day (incremental)")  # fmt: skip
+    for key, crawler in (("raw_crawl_read", "crawl_raw"), ("target_crawl_read", "recrawl_target")):
+        ratio = large[key] / max(small[key], 1)
+        print(f"RESULT traffic_{key}_objects_90d_over_7d {ratio:.2f} ~1 "
+              f"S3 objects {crawler} reads per processed day (incremental)")  # fmt: skip
+        baseline = key.replace("crawl_read", "baseline_read")
+        print(f"RESULT traffic_{key}_over_everything_90d {large[key] / large[baseline]:.3f} - S3 objects "
+              f"{crawler} reads per crawl over a CRAWL_EVERYTHING crawl of the same 90-day lake")  # fmt: skip
     print(f"RESULT traffic_writer_listed_90d_over_7d {large['listed_by_writer'] / small['listed_by_writer']:.2f} ~1 "
           "S3 objects the writer lists per processed day")  # fmt: skip
     # modelled AWS cost of one day and a 365-day backfill, from the measured per-day figures
     queries, scanned = large["queries"], large["scanned"]
     athena_day = max(scanned / queries, ATHENA_MIN_BYTES) * queries / 1024**4 * ATHENA_USD_PER_TB
-    crawl = GLUE_USD_PER_DPU_HOUR * CRAWLER_DPUS * CRAWL_MIN_HOURS  # a crawl at its 10-minute minimum
-    day = athena_day + 2 * crawl  # crawl_raw and recrawl_target
+    crawl_usd = GLUE_USD_PER_DPU_HOUR * CRAWLER_DPUS * CRAWL_MIN_HOURS  # a crawl at its 10-minute minimum
+    day = athena_day + 2 * crawl_usd  # crawl_raw and recrawl_target
     print(f"cost: one day >= ${day:.4f} (Athena ${athena_day:.6f}, {queries} queries at the 10 MB minimum; "
-          f"2 crawls >= ${crawl:.4f} each), 365-day backfill >= ${365 * day:.2f}")  # fmt: skip
+          f"2 crawls >= ${crawl_usd:.4f} each), 365-day backfill >= ${365 * day:.2f}")  # fmt: skip
     print(f"RESULT traffic_cost_day_usd {day:.4f} - modelled, with the two crawls at their minimum")
 
 
