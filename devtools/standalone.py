@@ -87,6 +87,23 @@ def warnings_to_log(path: Path) -> Iterator[None]:
             handler.close()
 
 
+def jwt_secret() -> str:
+    """The UI's token-signing secret, 64 random bytes kept in the Airflow home (0600).
+
+    Airflow's generated default is 24 characters, and PyJWT warns on the console at each login
+    that an HMAC key under 64 bytes is below the minimum for SHA512 (issue 22.8). Kept, not
+    drawn per start, so a restart does not log the user out.
+    """
+    path = AIRFLOW_HOME / "jwt_secret"
+    if not path.exists():
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(64))
+    return path.read_text().strip()
+
+
 def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_port: int) -> dict[str, str]:
     passwords = AIRFLOW_HOME / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps({USERNAME: PASSWORD}))
@@ -103,6 +120,7 @@ def standalone_env(aws_endpoint: str, smtp_port: int, esi_url: str | None, api_p
             "AIRFLOW__API__PORT": str(api_port),
             # where alert e-mails' log links point: this UI (see README "Failure e-mails")
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(),
             "AWS_ENDPOINT_URL": aws_endpoint,
             # standalone spawns its components as `airflow ...` by name
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
