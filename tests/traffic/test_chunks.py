@@ -148,8 +148,8 @@ def test_measuring_points_must_be_integers():
 
 
 def test_measuring_points_are_bounded_and_the_query_checked_against_athenas_limit_before_any_write(
-    monkeypatch,
-):
+    monkeypatch, airflow_db
+):  # airflow_db: load_dag reads the DAG table (alone in a fresh Airflow home it was missing)
     """The param's maxItems refuses a long list at trigger time; past it (or with a longer SQL),
     the rendered query is checked against Athena's 262144 bytes before the writer touches anything."""
     from airflow.sdk.exceptions import ParamValidationError
