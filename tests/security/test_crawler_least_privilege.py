@@ -134,11 +134,12 @@ def test_both_crawlers_start_under_enforced_iam_and_the_workers_cannot_assume_th
     assert _refused(lambda: glue.start_crawler(Name="someone_elses"))
 
 
-def _template_without_crawler_reads(tmp_path):
+def _template_without_crawler_statement(tmp_path, sid: str):
+    """A copy of the template whose crawler role lacks the statement ``sid``."""
     template = yaml.safe_load(TEMPLATE.read_text())
     document = template["Resources"]["TrafficCrawlerPolicy"]["Properties"]["PolicyDocument"]
-    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "ReadTheCrawledPrefixes"]
-    path = tmp_path / "pipelines-crawler-without-reads.yaml"
+    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != sid]
+    path = tmp_path / f"pipelines-crawler-without-{sid}.yaml"
     path.write_text(yaml.safe_dump(template, sort_keys=False))
     return path
 
@@ -147,7 +148,7 @@ def _template_without_crawler_reads(tmp_path):
 def test_the_raw_crawl_needs_the_crawler_roles_read_statement(least_privilege, tmp_path, crawler_reads):
     from pipelines.traffic.lake import clients
 
-    stack = least_privilege(TEMPLATE if crawler_reads else _template_without_crawler_reads(tmp_path))
+    stack = least_privilege(TEMPLATE if crawler_reads else _template_without_crawler_statement(tmp_path, "ReadTheCrawledPrefixes"))
     stack.client("s3").put_object(Bucket=BUCKET, Key="traffic/raw/2025/01/01/00/part.json", Body=b'{"a": "1"}\n')
     glue, _s3 = clients("aws_traffic")
     if crawler_reads:
@@ -158,21 +159,12 @@ def test_the_raw_crawl_needs_the_crawler_roles_read_statement(least_privilege, t
         assert ("s3:GetObject", f"{S3}/traffic/raw/object") in refusals(stack)
 
 
-def _template_without_event_queue_use(tmp_path):
-    template = yaml.safe_load(TEMPLATE.read_text())
-    document = template["Resources"]["TrafficCrawlerPolicy"]["Properties"]["PolicyDocument"]
-    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "ConsumeTheTransformedTablesEvents"]
-    path = tmp_path / "pipelines-crawler-without-event-queue.yaml"
-    path.write_text(yaml.safe_dump(template, sort_keys=False))
-    return path
-
-
 @pytest.mark.parametrize("queue_use", [True, False])
 def test_the_target_recrawl_needs_the_crawler_roles_event_queue_statement(least_privilege, tmp_path, queue_use):
     """S3 event mode: the crawl takes its events from the queue as the crawler's role."""
     from pipelines.traffic.lake import clients
 
-    stack = least_privilege(TEMPLATE if queue_use else _template_without_event_queue_use(tmp_path))
+    stack = least_privilege(TEMPLATE if queue_use else _template_without_crawler_statement(tmp_path, "ConsumeTheTransformedTablesEvents"))
     glue, _s3 = clients("aws_traffic")
     if queue_use:
         glue.start_crawler(Name="traffic_transformed_crawler")
