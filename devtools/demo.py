@@ -57,12 +57,13 @@ def discover_steps() -> list[Any]:
     return sorted(modules, key=lambda m: (m.ORDER, m.DAG_ID))
 
 
-def airflow_cli(env: dict[str, str], *args: str, log_file: Path) -> int:
+def airflow_cli(env: dict[str, str], *args: str, log_file: Path, module: str = "airflow") -> int:
+    """``airflow <args>`` (or ``python -m <module> <args>``), its output appended to ``log_file``."""
     with log_file.open("a") as log:
         log.write(f"\n$ airflow {' '.join(args)}\n")
         log.flush()
         return subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module, *args], env=env, stdout=log, stderr=subprocess.STDOUT
         ).returncode
 
 
@@ -119,7 +120,9 @@ def main() -> int:
 
                     args += ["-c", json.dumps(run.conf)]
                 print(f"== {step.DAG_ID}: airflow {' '.join(args)}")
-                code = airflow_cli(ctx.env, *args, log_file=log_file)
+                # Airflow's `dags test`, through devtools.dag_test: 3.3's cannot finish a DAG
+                # that declares a deadline alert (that module says why)
+                code = airflow_cli(ctx.env, *args, log_file=log_file, module="devtools.dag_test")
                 seconds = time.monotonic() - started
                 if code != 0:
                     failed = True
